@@ -1,0 +1,345 @@
+"""SM2 signature verification (GB/T 32918) on the recommended 256-bit curve, in pure Python.
+
+Only public data passes through here, so plain (not constant-time) arithmetic is fine. Speed comes from:
+* Jacobian coordinates with the a = -3 doubling formula and mixed Jacobian+affine additions;
+* a fixed-base table for G (signed windows: s*G costs additions only, no doublings);
+* a small cache of per-key tables: odd multiples for width-5 wNAF, upgraded to a fixed-base table
+  once a key has been used often (the HRK, HSK and CEKs recur in every chain of a batch);
+* gmpy2 integers when gmpy2 is installed (set CSVVERIFY_NO_GMPY2=1 to measure without it).
+
+Signing (``sign``) exists for the test forge's bulk mode and takes an explicit nonce k.
+"""
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from csvverify.hashing import sm3
+
+try:
+    if os.environ.get("CSVVERIFY_NO_GMPY2"):
+        raise ImportError
+    from gmpy2 import mpz as _num
+
+    BACKEND = "gmpy2"
+except ImportError:  # pragma: no cover - depends on the environment
+    _num = int
+    BACKEND = "python"
+
+P = _num(0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF)
+A = _num(0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC)
+B = _num(0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93)
+N = _num(0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123)
+GX = _num(0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7)
+GY = _num(0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0)
+
+_CURVE_BYTES = b"".join(int(v).to_bytes(32, "big") for v in (A, B, GX, GY))
+
+# Jacobian points are tuples (X, Y, Z); Z == 0 is the point at infinity.
+_INF = (_num(1), _num(1), _num(0))
+
+
+class SignatureError(Exception):
+    """A signature or key that does not verify; the message says why."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    x: int
+    y: int
+
+
+def _double(pt):
+    x, y, z = pt
+    if not z or not y:
+        return _INF
+    p = P
+    delta = z * z % p
+    gamma = y * y % p
+    beta = x * gamma % p
+    alpha = 3 * (x - delta) * (x + delta) % p
+    x3 = (alpha * alpha - 8 * beta) % p
+    z3 = ((y + z) ** 2 - gamma - delta) % p
+    y3 = (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p
+    return (x3, y3, z3)
+
+
+def _add_affine(pt, x2, y2):
+    """Jacobian pt + affine (x2, y2)."""
+    x1, y1, z1 = pt
+    if not z1:
+        return (x2, y2, _num(1))
+    p = P
+    z1z1 = z1 * z1 % p
+    h = (x2 * z1z1 - x1) % p
+    r = (y2 * z1 * z1z1 - y1) % p
+    if not h:
+        return _double(pt) if not r else _INF
+    hh = h * h % p
+    hhh = h * hh % p
+    v = x1 * hh % p
+    x3 = (r * r - hhh - 2 * v) % p
+    y3 = (r * (v - x3) - y1 * hhh) % p
+    return (x3, y3, z1 * h % p)
+
+
+def _add(p1, p2):
+    """Jacobian + Jacobian."""
+    x1, y1, z1 = p1
+    x2, y2, z2 = p2
+    if not z1:
+        return p2
+    if not z2:
+        return p1
+    p = P
+    z1z1 = z1 * z1 % p
+    z2z2 = z2 * z2 % p
+    u1 = x1 * z2z2 % p
+    u2 = x2 * z1z1 % p
+    s1 = y1 * z2 * z2z2 % p
+    s2 = y2 * z1 * z1z1 % p
+    h = (u2 - u1) % p
+    r = (s2 - s1) % p
+    if not h:
+        return _double(p1) if not r else _INF
+    hh = h * h % p
+    hhh = h * hh % p
+    v = u1 * hh % p
+    x3 = (r * r - hhh - 2 * v) % p
+    y3 = (r * (v - x3) - s1 * hhh) % p
+    return (x3, y3, z1 * z2 * h % p)
+
+
+def _to_affine_many(points):
+    """Batch-convert Jacobian points (none at infinity) to affine with one inversion."""
+    p = P
+    prefix = []
+    acc = _num(1)
+    for _, _, z in points:
+        prefix.append(acc)
+        acc = acc * z % p
+    inv = _num(pow(int(acc), -1, int(p)))
+    out = [None] * len(points)
+    for i in range(len(points) - 1, -1, -1):
+        x, y, z = points[i]
+        zi = inv * prefix[i] % p
+        inv = inv * z % p
+        zi2 = zi * zi % p
+        out[i] = (x * zi2 % p, y * zi2 * zi % p)
+    return out
+
+
+class _FixedBase:
+    """k*Q by signed fixed windows: k = sum d_i * 2^(W*i) with |d_i| <= 2^(W-1); additions only."""
+
+    W = 6
+
+    def __init__(self, x, y):
+        w, half = self.W, 1 << (self.W - 1)
+        self.windows = (256 + w) // w + 1  # signed recoding may carry one window further
+        points = []
+        base = (x, y, _num(1))
+        for _ in range(self.windows):
+            multiple = base
+            points.append(multiple)
+            for _ in range(half - 1):
+                multiple = _add(multiple, base)
+                points.append(multiple)
+            for _ in range(w):
+                base = _double(base)
+        flat = _to_affine_many(points)
+        self.table = [flat[i * half:(i + 1) * half] for i in range(self.windows)]
+
+    def mul(self, k):
+        w, mask, half = self.W, (1 << self.W) - 1, 1 << (self.W - 1)
+        k = int(k)
+        acc = _INF
+        p = P
+        for row in self.table:
+            if not k:
+                break
+            d = k & mask
+            k >>= w
+            if d > half:
+                d -= 1 << w
+                k += 1
+            if d > 0:
+                px, py = row[d - 1]
+                acc = _add_affine(acc, px, py)
+            elif d < 0:
+                px, py = row[-d - 1]
+                acc = _add_affine(acc, px, p - py)
+        return acc
+
+
+def _wnaf(k, w=5):
+    digits = []
+    while k:
+        if k & 1:
+            d = k & ((1 << w) - 1)
+            if d >= 1 << (w - 1):
+                d -= 1 << w
+            k -= d
+        else:
+            d = 0
+        digits.append(d)
+        k >>= 1
+    return digits
+
+
+class _OddMultiples:
+    """k*Q by width-5 wNAF over the affine odd multiples Q, 3Q, ..., 15Q."""
+
+    def __init__(self, x, y):
+        q = (x, y, _num(1))
+        q2 = _double(q)
+        pts = [q]
+        for _ in range(7):
+            pts.append(_add(pts[-1], q2))
+        self.table = _to_affine_many(pts)
+
+    def mul(self, k):
+        # The doubling and mixed addition are inlined: this loop is the hot path of a cold verify.
+        p = P
+        table = self.table
+        x, y, z = _INF
+        for d in reversed(_wnaf(int(k))):
+            if z:
+                delta = z * z % p
+                gamma = y * y % p
+                z = (y * z << 1) % p
+                beta4 = (x * gamma << 2) % p
+                alpha = 3 * (x - delta) * (x + delta) % p
+                x = (alpha * alpha - (beta4 << 1)) % p
+                y = (alpha * (beta4 - x) - (gamma * gamma << 3)) % p
+            if d:
+                px, py = table[d >> 1] if d > 0 else table[(-d) >> 1]
+                if d < 0:
+                    py = p - py
+                if not z:
+                    x, y, z = px, py, _num(1)
+                    continue
+                z1z1 = z * z % p
+                h = (px * z1z1 - x) % p
+                r = (py * z * z1z1 - y) % p
+                if not h:
+                    x, y, z = _double((x, y, z)) if not r else _INF
+                    continue
+                hh = h * h % p
+                hhh = h * hh % p
+                v = x * hh % p
+                x = (r * r - hhh - 2 * v) % p
+                y = (r * (v - x) - y * hhh) % p
+                z = z * h % p
+        return (x, y, z)
+
+
+_G_TABLE = None
+_KEY_TABLES: "OrderedDict[tuple, list]" = OrderedDict()
+KEY_CACHE_SIZE = 128
+PROMOTE_AFTER = 24  # uses after which a key gets a fixed-base table (build cost ~ that many verifies)
+
+
+def _g_table():
+    global _G_TABLE
+    if _G_TABLE is None:
+        _G_TABLE = _FixedBase(GX, GY)
+    return _G_TABLE
+
+
+def _key_table(x, y):
+    key = (int(x), int(y))
+    entry = _KEY_TABLES.get(key)
+    if entry is None:
+        entry = [0, _OddMultiples(_num(x), _num(y))]
+        _KEY_TABLES[key] = entry
+        if len(_KEY_TABLES) > KEY_CACHE_SIZE:
+            _KEY_TABLES.popitem(last=False)
+    else:
+        _KEY_TABLES.move_to_end(key)
+    entry[0] += 1
+    if entry[0] == PROMOTE_AFTER:
+        entry[1] = _FixedBase(_num(x), _num(y))
+    return entry[1]
+
+
+def _affine_x(pt):
+    x, _, z = pt
+    zi = pow(int(z), -1, int(P))
+    return int(x) * zi * zi % int(P)
+
+
+def on_curve(x: int, y: int) -> bool:
+    return 0 <= x < P and 0 <= y < P and (y * y - (x * x * x + A * x + B)) % P == 0
+
+
+def validate_public_key(key: PublicKey) -> None:
+    """Raise SignatureError unless the key is a valid point (not infinity, coordinates < p, on the curve)."""
+    if not (0 <= key.x < P and 0 <= key.y < P):
+        raise SignatureError("public key coordinate is not below the field prime")
+    if not on_curve(key.x, key.y):
+        raise SignatureError("public key is not a point on the SM2 curve")
+
+
+def za(uid: bytes, key: PublicKey) -> bytes:
+    """ZA = SM3(ENTL || ID || a || b || Gx || Gy || xQ || yQ), ENTL = bit length of ID, big-endian u16."""
+    if len(uid) * 8 > 0xFFFF:
+        raise SignatureError(f"user id of {len(uid)} bytes is too long for SM2")
+    return sm3((len(uid) * 8).to_bytes(2, "big") + uid + _CURVE_BYTES
+               + key.x.to_bytes(32, "big") + key.y.to_bytes(32, "big"))
+
+
+def digest(uid: bytes, key: PublicKey, message: bytes) -> int:
+    return int.from_bytes(sm3(za(uid, key) + message), "big")
+
+
+def check(key: PublicKey, uid: bytes, message: bytes, r: int, s: int) -> None:
+    """Verify an SM2 signature; raise SignatureError with the reason when it does not verify."""
+    if not 1 <= r < N:
+        raise SignatureError("signature r is outside [1, n-1]")
+    if not 1 <= s < N:
+        raise SignatureError("signature s is outside [1, n-1]")
+    validate_public_key(key)
+    e = digest(uid, key, message)
+    t = (r + s) % N
+    if not t:
+        raise SignatureError("(r + s) mod n is zero")
+    point = _add(_g_table().mul(s), _key_table(key.x, key.y).mul(t))
+    if not point[2]:
+        raise SignatureError("s*G + t*Q is the point at infinity")
+    if (e + _affine_x(point)) % N != r:
+        raise SignatureError("signature does not match the message and key")
+
+
+def verify(key: PublicKey, uid: bytes, message: bytes, r: int, s: int) -> bool:
+    try:
+        check(key, uid, message, r, s)
+    except SignatureError:
+        return False
+    return True
+
+
+# -- key generation and signing, for the test forge only ------------------------------------------
+
+
+def public_key(d: int) -> PublicKey:
+    if not 1 <= d < N - 1:
+        raise ValueError("private key must lie in [1, n-2]")
+    pt = _g_table().mul(d)
+    x = _affine_x(pt)
+    zi = pow(int(pt[2]), -1, int(P))
+    y = int(pt[1]) * zi * zi * zi % int(P)
+    return PublicKey(x, y)
+
+
+def sign(d: int, uid: bytes, message: bytes, k: int) -> tuple[int, int]:
+    """Sign with private key d and nonce k (the caller supplies k; the forge derives it deterministically)."""
+    key = public_key(d)
+    e = digest(uid, key, message)
+    r = (e + _affine_x(_g_table().mul(k))) % N
+    if r == 0 or r + k == N:
+        raise ValueError("unlucky nonce; choose another k")
+    s = pow(1 + d, -1, int(N)) * (k - r * d) % N
+    if s == 0:
+        raise ValueError("unlucky nonce; choose another k")
+    return int(r), int(s)

@@ -1,0 +1,334 @@
+"""Verification as a pure function: a parsed report + collateral bytes + trust roots + expectations → Verdict.
+
+No I/O happens here (collateral is looked up by ``csvverify.collateral``). Every rule is its own check;
+nothing stops at the first failure. See docs/verification.md for what each check proves and what it
+does not.
+"""
+
+from dataclasses import dataclass
+
+from csvverify import sm2
+from csvverify.certs import (ALGO_SM2_SA, CURVE_SM2, USAGE_CEK, USAGE_HSK, USAGE_INVALID, USAGE_OCA, USAGE_PEK,
+                             CsvCert, RootCert, Signature, parse_csv_cert, parse_root_cert, usage_name)
+from csvverify.errors import InputError
+from csvverify.hashing import hmac_sm3
+from csvverify.report import Report
+from csvverify.trust import PINNED_HRK, TrustedRoot, TrustRoots
+from csvverify.verdict import Status, Verdict, VerdictBuilder
+
+KDS_HSK_CEK_URL = "https://cert.hygon.cn/hsk_cek?snumber={chip_id}"
+
+PASS, FAIL, SKIPPED, NA = Status.PASS, Status.FAIL, Status.SKIPPED, Status.NOT_APPLICABLE
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """Accepted values; each tuple is "any of these". user_data entries are zero-padded to 64 bytes."""
+
+    user_data: tuple[bytes, ...] = ()
+    mnonce: tuple[bytes, ...] = ()
+    measure: tuple[bytes, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.user_data or self.mnonce or self.measure)
+
+
+@dataclass(frozen=True)
+class Collateral:
+    """HSK and CEK bytes for the chain, with where each came from. A missing part is None."""
+
+    hsk: bytes | None = None
+    cek: bytes | None = None
+    hsk_source: str = ""
+    cek_source: str = ""
+    looked_in: tuple[str, ...] = ()  # places searched, for the hint when something is missing
+
+
+def _hex(b: bytes, limit: int = 16) -> str:
+    h = b.hex()
+    return h if len(b) <= limit else f"{h[:2 * limit]}…"
+
+
+def _signature_problem(key: sm2.PublicKey, uid: bytes, message: bytes, sig: Signature) -> str | None:
+    if sig.padding_faults:
+        return "; ".join(sig.padding_faults) + " (padding lies outside every signature)"
+    try:
+        sm2.check(key, uid, message, sig.r, sig.s)
+    except sm2.SignatureError as exc:
+        return str(exc)
+    return None
+
+
+def _verified(signer: str, uid: bytes) -> str:
+    return f"verifies with {signer}'s key (SM2, user id {uid.decode('ascii', 'replace')!r})"
+
+
+def _signature_check(b: VerdictBuilder, check_id: str, signer: str, key: sm2.PublicKey, uid: bytes,
+                     message: bytes, sig: Signature, what: str) -> bool:
+    problem = _signature_problem(key, uid, message, sig)
+    if problem:
+        b.add(check_id, FAIL, f"{what} by {signer}: {problem}")
+        return False
+    b.add(check_id, PASS, f"{what} {_verified(signer, uid)}")
+    return True
+
+
+def _key_problems(cert: RootCert | CsvCert) -> list[str]:
+    problems = list(cert.padding_faults)
+    if cert.curve_id != CURVE_SM2:
+        problems.append(f"curve_id {cert.curve_id} is not {CURVE_SM2} (SM2); unknown curves are rejected")
+    if not problems:
+        try:
+            sm2.validate_public_key(cert.key)
+        except sm2.SignatureError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _csv_usage_problems(cert: CsvCert, usage: int) -> list[str]:
+    problems = []
+    if cert.pubkey_usage != usage:
+        problems.append(f"pubkey_usage {cert.pubkey_usage:#06x} ({usage_name(cert.pubkey_usage)}) "
+                        f"is not {usage:#06x} ({usage_name(usage)})")
+    if cert.pubkey_algo != ALGO_SM2_SA:
+        problems.append(f"pubkey_algo {cert.pubkey_algo} is not {ALGO_SM2_SA} (SM2-SA)")
+    return problems + _key_problems(cert)
+
+
+def _slot_signature(b: VerdictBuilder, check_id: str, cert: CsvCert, signer_usage: int, signer: str,
+                    key: sm2.PublicKey, uid: bytes, what: str) -> bool:
+    """A CSV certificate is signed in any slot carrying the signer's usage and SM2-SA (the safe superset)."""
+    slots = cert.slots_for(signer_usage)
+    if not slots:
+        found = ", ".join(f"slot {s.index}: {s.usage:#06x}/{s.algo}" for s in cert.slots)
+        b.add(check_id, FAIL, f"{what}: no signature slot with usage {signer_usage:#06x} ({usage_name(signer_usage)}) "
+                              f"and algo {ALGO_SM2_SA} ({found})")
+        return False
+    problems = []
+    for slot in slots:
+        problem = _signature_problem(key, uid, cert.signed_bytes, slot.signature)
+        if problem is None:
+            b.add(check_id, PASS, f"{what} (slot {slot.index}) {_verified(signer, uid)}")
+            return True
+        problems.append(f"slot {slot.index}: {problem}")
+    b.add(check_id, FAIL, f"{what} by {signer}: " + "; ".join(problems))
+    return False
+
+
+def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None, roots: TrustRoots) -> CsvCert | None:
+    """Root → HSK → CEK checks. Returns the CEK when it could be parsed (its key signs the PEK)."""
+    chip = report.chip_id or "(empty chip id)"
+    missing = [name for name, blob in (("HSK", collateral and collateral.hsk), ("CEK", collateral and collateral.cek))
+               if blob is None]
+    if missing:
+        looked = "; looked in " + ", ".join(collateral.looked_in) if collateral and collateral.looked_in else ""
+        what = " and ".join(missing) + (" certificates" if len(missing) > 1 else " certificate")
+        b.add("collateral", FAIL, f"no {what} for chip {chip}{looked}")
+        b.verdict.hint = (f"download {KDS_HSK_CEK_URL.format(chip_id=chip)} on a connected machine and pass it "
+                          f"with --hsk-cek FILE, or place it at DIR/{chip}/hsk_cek.cert and use --certs DIR")
+        for cid in ("root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer", "cek.signature"):
+            if not b.has(cid):
+                b.add(cid, SKIPPED, f"not run: no {what}")
+        if "CEK" not in missing:
+            return _parse_cek(b, collateral)
+        return None
+    b.add("collateral", PASS, f"HSK from {collateral.hsk_source}; CEK from {collateral.cek_source}")
+    hsk = _parse_hsk(b, collateral)
+    cek = _parse_cek(b, collateral)
+    root = None
+    if hsk is not None:
+        root = _root_check(b, hsk, roots)
+        problems = _key_problems(hsk)
+        if hsk.key_usage != USAGE_HSK:
+            problems.insert(0, f"key_usage {hsk.key_usage:#06x} ({usage_name(hsk.key_usage)}) is not {USAGE_HSK:#06x} (HSK)")
+        b.add("hsk.usage", FAIL if problems else PASS,
+              "; ".join(problems) if problems else f"usage HSK, SM2 key, user id {hsk.uid_text!r}")
+        signer = root or PINNED_HRK
+        _signature_check(b, "hsk.signature", "the pinned Hygon root" if signer.pinned else f"root {signer.key_id.hex()}",
+                         signer.key, signer.uid, hsk.signed_bytes, hsk.signature, "HSK signature")
+    if cek is None:
+        return None
+    problems = _csv_usage_problems(cek, USAGE_CEK)
+    odd = [s for s in cek.slots if s.usage not in (USAGE_HSK, USAGE_INVALID)]
+    if odd:
+        b.finding("cek-unexpected-slot", "warning",
+                  "; ".join(f"CEK slot {s.index} carries usage {s.usage:#06x}, expected INVALID (empty)" for s in odd))
+    b.add("cek.usage", FAIL if problems else PASS,
+          "; ".join(problems) if problems else f"usage CEK, SM2-SA, SM2 key, user id {cek.uid_text!r}")
+    if hsk is None:
+        b.add("cek.issuer", SKIPPED, "not run: the HSK certificate could not be parsed")
+        b.add("cek.signature", SKIPPED, "not run: the HSK certificate could not be parsed")
+        return cek
+    if cek.certifying_id == hsk.key_id:
+        b.add("cek.issuer", PASS, f"CEK certifying id equals the HSK key id {hsk.key_id.hex()}")
+    else:
+        b.add("cek.issuer", FAIL, f"CEK certifying id {cek.certifying_id.hex()} is not the HSK key id {hsk.key_id.hex()}")
+    _slot_signature(b, "cek.signature", cek, USAGE_HSK, "the HSK", hsk.key, hsk.uid, "CEK signature")
+    return cek
+
+
+def _parse_hsk(b: VerdictBuilder, collateral: Collateral) -> RootCert | None:
+    try:
+        return parse_root_cert(collateral.hsk, collateral.hsk_source)
+    except InputError as exc:
+        for cid in ("root.pinned", "hsk.usage", "hsk.signature"):
+            b.add(cid, FAIL, f"HSK certificate unusable: {exc.message}")
+        return None
+
+
+def _parse_cek(b: VerdictBuilder, collateral: Collateral) -> CsvCert | None:
+    try:
+        return parse_csv_cert(collateral.cek, collateral.cek_source)
+    except InputError as exc:
+        for cid in ("cek.usage", "cek.issuer", "cek.signature"):
+            b.add(cid, FAIL, f"CEK certificate unusable: {exc.message}")
+        return None
+
+
+def _root_check(b: VerdictBuilder, hsk: RootCert, roots: TrustRoots) -> TrustedRoot | None:
+    root = roots.for_key_id(hsk.certifying_id)
+    if root is None:
+        b.add("root.pinned", FAIL,
+              f"the HSK's issuer key id {hsk.certifying_id.hex()} is not the pinned Hygon root key "
+              f"({PINNED_HRK.key_id.hex()}) nor a root given with --trust-root; a self-signed root is never trusted")
+        return None
+    b.add("root.pinned", PASS, f"the HSK's issuer is {root.describe()}")
+    if not root.pinned:
+        b.finding("extra-root", "warning",
+                  f"the chain ends at an extra root from {root.source}, not at the Hygon root: "
+                  f"this verdict holds only as far as that root is trusted")
+    return root
+
+
+def _pek(b: VerdictBuilder, report: Report, cek: CsvCert | None, chain: bool) -> CsvCert | None:
+    try:
+        pek = report.pek()
+    except InputError as exc:
+        for cid in ("pek.usage", "pek.signature", "pek.oca"):
+            b.add(cid, FAIL, f"the report's PEK certificate is unusable: {exc.message}")
+        return None
+    problems = _csv_usage_problems(pek, USAGE_PEK)
+    b.add("pek.usage", FAIL if problems else PASS,
+          "; ".join(problems) if problems else
+          f"usage PEK, SM2-SA, SM2 key, user id {pek.uid_text!r}, firmware API {pek.api_major}.{pek.api_minor}")
+    if not chain:
+        b.add("pek.signature", SKIPPED, "not run: --chain not requested, so the PEK is not proven to come from "
+                                        "Hygon hardware")
+    elif cek is None:
+        if not b.has("pek.signature"):
+            b.add("pek.signature", SKIPPED, "not run: no usable CEK certificate")
+    else:
+        _slot_signature(b, "pek.signature", pek, USAGE_CEK, "the CEK", cek.key, cek.uid, "PEK signature")
+    oca = [s for s in pek.slots if s.usage == USAGE_OCA]
+    if oca:
+        b.add("pek.oca", SKIPPED, "the PEK carries an owner (OCA) signature in slot "
+                                  f"{oca[0].index}; checking it needs the platform owner's OCA certificate, "
+                                  "which is not part of the Hygon chain")
+    else:
+        b.add("pek.oca", NA, "the PEK carries no owner (OCA) signature")
+    return pek
+
+
+def _report_checks(b: VerdictBuilder, report: Report, pek: CsvCert | None) -> None:
+    unsigned = " (outside the V1 signature: a sanity check only)" if report.version == 1 else ""
+    problems = []
+    if report.sig_usage != USAGE_PEK:
+        problems.append(f"sig_usage {report.sig_usage:#06x} is not {USAGE_PEK:#06x} (PEK)")
+    if report.sig_algo != ALGO_SM2_SA:
+        problems.append(f"sig_algo {report.sig_algo} is not {ALGO_SM2_SA} (SM2-SA)")
+    b.add("report.signature_fields", FAIL if problems else PASS,
+          ("; ".join(problems) if problems else "sig_usage PEK, sig_algo SM2-SA") + unsigned)
+    if pek is None:
+        b.add("report.signature", FAIL, "no usable PEK in the report to check its signature with")
+        return
+    span = f"[0,{report.layout.signed_end})"
+    _signature_check(b, "report.signature", "the PEK", pek.key, pek.uid, report.signed_bytes, report.signature,
+                     f"report signature over {span}")
+
+
+def _mac_check(b: VerdictBuilder, report: Report) -> None:
+    lay = report.layout
+    if not report.sealing_key_present:
+        b.add("report.mac", SKIPPED, f"the sealing-key field at {lay.sealing_key_offset} is blanked (as a correct "
+                                     "collector leaves it), so the MAC over it cannot be recomputed")
+        return
+    expected = hmac_sm3(report.mnonce, report.mac_message)
+    span = f"[{lay.signer_offset},{lay.mac_offset})"
+    if expected == report.mac:
+        b.add("report.mac", PASS, f"HMAC-SM3 over {span} keyed with the report's mnonce matches (integrity only: "
+                                  "the key is inside the report)")
+    else:
+        b.add("report.mac", FAIL, f"HMAC-SM3 over {span} keyed with the report's mnonce does not match the stored "
+                                  f"MAC: the PEK, chip id or sealing-key field was altered or damaged")
+
+
+def _expect(b: VerdictBuilder, check_id: str, label: str, option: str, actual: bytes, accepted: tuple[bytes, ...],
+            v1_note: str) -> None:
+    if not accepted:
+        b.add(check_id, SKIPPED, f"no {option} given: the {label} is not checked{v1_note}")
+        return
+    for i, want in enumerate(accepted, 1):
+        if actual == want:
+            which = f" #{i} of {len(accepted)}" if len(accepted) > 1 else ""
+            b.add(check_id, PASS, f"{label} equals the expected value{which}")
+            return
+    b.add(check_id, FAIL, f"{label} {_hex(actual)} matches none of the {len(accepted)} expected value(s) "
+                          f"(first: {_hex(accepted[0])})")
+
+
+def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: TrustRoots = TrustRoots(),
+           chain: bool = False, collateral: Collateral | None = None,
+           expect: Expectations = Expectations()) -> Verdict:
+    b = VerdictBuilder(input_name, input_sha256)
+    size_note = f" in a {len(report.raw) + len(report.trailing)}-byte page" if report.trailing else ""
+    b.add("format", PASS, f"V{report.version} report, {len(report.raw)} bytes{size_note} ({report.layout_source})")
+    if any(report.trailing):
+        b.finding("nonzero-padding", "warning", f"the page padding after byte {len(report.raw)} is not zero")
+    if report.signer_block_clear:
+        b.finding("signer-block-cleared", "info", "the PEK and chip id were already de-obfuscated by the collector "
+                                                  "(the CoCo evidence shape); they were re-obfuscated for the MAC")
+
+    cek = _chain(b, report, collateral, roots) if chain else None
+    if not chain:
+        for cid in ("collateral", "root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer",
+                    "cek.signature"):
+            b.add(cid, SKIPPED, "not run: --chain not requested")
+        b.finding("pek-unproven", "warning", "without --chain the PEK is not proven to come from Hygon hardware: "
+                                             "the report signature only shows consistency with the PEK it carries")
+    pek = _pek(b, report, cek, chain)
+    _report_checks(b, report, pek)
+    _mac_check(b, report)
+
+    v1_note = "; in V1 decoded fields depend on the unsigned anonce" if report.version == 1 else ""
+    _expect(b, "expect.user_data", "user data", "--expect-user-data", report.report_data, expect.user_data, v1_note)
+    _expect(b, "expect.mnonce", "mnonce", "--expect-mnonce", report.mnonce, expect.mnonce, v1_note)
+    _expect(b, "expect.measure", "measure", "--expect-measure", report.measure, expect.measure, v1_note)
+
+    _findings(b, report, chain, expect)
+    b.verdict.report = report.summary()
+    b.verdict.trust = {
+        "roots": roots.to_list(),
+        "chain": chain,
+        "collateral": ({"hsk": collateral.hsk_source or None, "cek": collateral.cek_source or None}
+                       if chain and collateral else None),
+    }
+    return b.finish()
+
+
+def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectations) -> None:
+    if report.sealing_key_present:
+        b.finding("sealing-key-present", "warning",
+                  f"the 32-byte field at offset {report.layout.sealing_key_offset} is not blank: this report carries "
+                  "the VM's sealing key, which has leaked to everyone holding the file (the value is never shown)")
+    if report.version == 1:
+        b.finding("unsigned-fields", "info", "anonce, sig_usage, sig_algo and the chip id lie outside the V1 report "
+                                             "signature; decoded fields are only as good as the expectations checked "
+                                             "on them")
+        if not expect.any:
+            b.finding("no-expectation", "warning", "no expected user data, mnonce or measure was given: a changed "
+                                                   "anonce would shift every decoded field unnoticed")
+    if chain:
+        b.finding("chip-id-unbound", "info", f"the chip id {report.chip_id!r} is outside every signature; it is bound "
+                                             "only through the KDS lookup that returned this CEK")
+

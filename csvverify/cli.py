@@ -189,3 +189,133 @@ def show(input_path, report_version, as_json):
 
 
 # -- more command families are added below this line --
+
+
+# -- digest: the expected launch digest (docs/digest.md) --
+
+DIGEST_PROGRESS_MIN_BYTES = 256 << 20  # show a progress bar on a terminal above this much input
+
+
+class _DigestProgressBar:
+    """A click progress bar on stderr, created on the first callback if the inputs are large."""
+
+    def __init__(self):
+        self.bar = None
+        self.shown = 0
+        self.enabled = None
+
+    def __call__(self, done, total):
+        if self.enabled is None:
+            self.enabled = total >= DIGEST_PROGRESS_MIN_BYTES and click.get_text_stream("stderr").isatty()
+            if self.enabled:
+                self.bar = click.progressbar(length=total, label="hashing", file=click.get_text_stream("stderr"))
+                self.bar.__enter__()
+        if self.enabled:
+            self.bar.update(done - self.shown)
+            self.shown = done
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@cli.command()
+@click.option("--ovmf", "--firmware", "firmware", required=True, metavar="FILE",
+              help="The firmware file QEMU measures: -bios FILE, or pflash unit 0 (OVMF_CODE) with split CODE/VARS.")
+@click.option("--kernel", metavar="FILE", help="The -kernel file (a Linux bzImage).")
+@click.option("--initrd", metavar="FILE", help="The -initrd file.")
+@click.option("--cmdline", "--append", "cmdline", metavar="TEXT", help="The -append string, exactly as given to QEMU.")
+@click.option("--cmdline-file", metavar="FILE", help="Read the cmdline from FILE, byte for byte (a trailing newline counts).")
+@click.option("--no-kernel-hashes", is_flag=True, help="The VM was started without kernel-hashes=on: only the firmware is measured.")
+@click.option("--vmsa", multiple=True, metavar="FILE", help="CSV2: a raw 4096-byte VMSA page; once per vCPU, in vCPU order.")
+@click.option("--generation", type=click.Choice(["csv1", "csv2", "csv3"]),
+              help="CSV generation (default: csv2 with --vmsa, else csv1); csv3 cannot be computed.")
+@click.option("--algorithm", type=click.Choice(["sm3", "sha256"]), default="sm3", show_default=True,
+              help="Outer hash: sm3 for Hygon CSV, sha256 for AMD SEV (to cross-check SEV tools).")
+@click.option("--format", "fmt", type=click.Choice(["hex", "base64", "json"]), default="hex", show_default=True,
+              help="Output format (json: schema csvverify/digest/v1, with every component hash).")
+@click.option("--explain", is_flag=True, help="Show every component hash and the 176 table bytes field by field.")
+@click.option("--match", "match_report", metavar="REPORT",
+              help="Compare with the measure in this report; on a mismatch, find the launch variant that gives it.")
+@click.option("--match-measure", type=HexBytes(size=32), help="Like --match, with the measure as hex.")
+@click.option("--emit-policy", is_flag=True, help="Print a [[measurements]] TOML entry for a policy allowlist.")
+@click.option("--label", metavar="TEXT", help="Label of the --emit-policy entry (default: the input file names).")
+@click.pass_context
+@translate_errors
+def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashes, vmsa, generation, algorithm,
+           fmt, explain, match_report, match_measure, emit_policy, label):
+    """Compute the expected launch digest (the report's measure) of a QEMU + OVMF launch.
+
+    measure = SM3(firmware ‖ 176-byte kernel-hashes table ‖ CSV2 VMSA pages); the table is
+    measured when a kernel is given (QEMU's kernel-hashes=on).
+
+    \b
+    csvverify digest --ovmf OVMF.fd
+    csvverify digest --ovmf OVMF.fd --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"
+    csvverify digest ... --explain
+    csvverify digest ... --match report.cert
+    csvverify digest ... --emit-policy --label "prod image 2026-11" >> fleet.toml
+
+    \b
+    Exit: 0 digest computed (and matched), 1 unreadable or unusable input, 2 usage or not computable
+    (CSV3), 5 --match: the measure differs.
+    """
+    import json
+    import os
+
+    from csvverify import digest as dg
+    from csvverify.errors import UsageError
+    from csvverify.verdict import ExitClass
+
+    if cmdline is not None and cmdline_file is not None:
+        raise UsageError("--cmdline and --cmdline-file are mutually exclusive: give the cmdline once")
+    if match_report is not None and match_measure is not None:
+        raise UsageError("--match and --match-measure are mutually exclusive")
+    if label is not None and not emit_policy:
+        raise UsageError("--label names the --emit-policy entry; add --emit-policy")
+    if emit_policy and fmt == "json":
+        raise UsageError("--emit-policy prints TOML; drop --format json")
+    # os.fsencode gives back the exact argv bytes, even when they are not valid UTF-8.
+    cmdline = dg.read_cmdline_file(cmdline_file) if cmdline_file is not None else (
+        None if cmdline is None else os.fsencode(cmdline))
+    options = dg.DigestOptions(algorithm=algorithm, kernel_hashes=not no_kernel_hashes, vmsa=tuple(vmsa),
+                               generation=generation)
+    report_version = report_policy = None
+    source = "--match-measure"
+    if match_report is not None:
+        from csvverify.inputs import load_report
+
+        report = load_report(match_report)
+        match_measure, report_version, report_policy, source = (report.measure, report.version, report.policy,
+                                                                match_report)
+    progress = _DigestProgressBar()
+    try:
+        if match_measure is not None:
+            match = dg.match_launch_digest(match_measure, firmware, kernel, initrd, cmdline, options,
+                                           report_version=report_version, report_policy=report_policy,
+                                           progress=progress)
+            result = match.result
+        else:
+            match, result = None, dg.launch_digest(firmware, kernel, initrd, cmdline, options, progress=progress)
+    finally:
+        progress.close()
+
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(dg.as_dict(result, match), indent=2))
+    else:
+        lines = dg.explain_lines(result, fmt) if explain else []
+        if emit_policy:
+            lines = [f"# {line}" for line in lines] + [dg.policy_snippet(result, label or dg.default_label(result))]
+        elif not explain:
+            lines.append(dg.format_digest(result.digest, fmt))
+        if match is not None:
+            unexplained = not match.matched and not match.reproduced_by
+            match_text = dg.match_lines(match, source, fmt)
+            if unexplained and not explain:
+                match_text += dg.explain_lines(result, fmt)
+            lines += [f"# {line}" for line in match_text] if emit_policy else match_text
+        click.echo("\n".join(lines).rstrip("\n"))
+    if match is not None and not match.matched:
+        ctx.exit(int(ExitClass.EXPECTATION))

@@ -21,7 +21,7 @@ WRAPPER_SIZE = 16 + 4 + PAGE_SIZE  # csv-rs {magic[16], flags u32, data[4096]}
 _BINARY_SIZES = (V1_SIZE, EXT_SIZE, PAGE_SIZE, WRAPPER_SIZE)
 _WRAPPER_FLAGS = {0: 1, 1: 2, 3: 3}  # flags → report version when the magic is ATTESTATION_EXT
 _CERT_SIZES = {832: "an HRK/HSK certificate", 2084: "a CEK/PEK certificate", 2916: "an hsk_cek.cert (HSK ‖ CEK)"}
-_TEXT_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \t\r\n")
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | frozenset(b"\t\r\n")
 _HEX_BYTES = frozenset(b"0123456789abcdefABCDEF \t\r\n")
 
 
@@ -51,7 +51,7 @@ def read_input(path: str | os.PathLike) -> bytes:
         raise InputError(f"{name}: is a directory", hint="pass report files; `csvverify audit DIR` walks directories")
     if not stat.S_ISREG(st.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
-        raise InputError(f"{name}: is {kind}, not a regular file", hint="copy the report into a file first")
+        raise InputError(f"{name}: is {kind}, not a regular file", hint="copy it into a regular file first")
     if st.st_size > MAX_INPUT:
         raise InputError(f"{name}: {st.st_size} bytes is far too large for a report (limit {MAX_INPUT} bytes; a "
                          f"report page is {PAGE_SIZE} bytes)", hint="check you passed the report and not an image")
@@ -99,7 +99,7 @@ def decode_container(data: bytes, source: str) -> Evidence:
 
 
 def _looks_textual(data: bytes) -> bool:
-    return set(data) <= _TEXT_BYTES or data.lstrip()[:1] == b"{"
+    return set(data) <= _TEXT_BYTES
 
 
 def _decode_text(text: bytes) -> list[tuple[bytes, str]]:

@@ -116,8 +116,9 @@ def _slot_signature(b: VerdictBuilder, check_id: str, cert: CsvCert, signer_usag
     return False
 
 
-def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None, roots: TrustRoots) -> CsvCert | None:
-    """Root → HSK → CEK checks. Returns the CEK when it could be parsed (its key signs the PEK)."""
+def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None,
+           roots: TrustRoots) -> tuple[RootCert | None, CsvCert | None]:
+    """Root → HSK → CEK checks. Returns the HSK and CEK that could be parsed (the CEK's key signs the PEK)."""
     chip = report.chip_id or "(empty chip id)"
     missing = [name for name, blob in (("HSK", collateral and collateral.hsk), ("CEK", collateral and collateral.cek))
                if blob is None]
@@ -130,9 +131,7 @@ def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None, roo
         for cid in ("root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer", "cek.signature"):
             if not b.has(cid):
                 b.add(cid, SKIPPED, f"not run: no {what}")
-        if "CEK" not in missing:
-            return _parse_cek(b, collateral)
-        return None
+        return None, (_parse_cek(b, collateral) if "CEK" not in missing else None)
     b.add("collateral", PASS, f"HSK from {collateral.hsk_source}; CEK from {collateral.cek_source}")
     hsk = _parse_hsk(b, collateral)
     cek = _parse_cek(b, collateral)
@@ -148,7 +147,7 @@ def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None, roo
         _signature_check(b, "hsk.signature", "the pinned Hygon root" if signer.pinned else f"root {signer.key_id.hex()}",
                          signer.key, signer.uid, hsk.signed_bytes, hsk.signature, "HSK signature")
     if cek is None:
-        return None
+        return hsk, None
     problems = _csv_usage_problems(cek, USAGE_CEK)
     odd = [s for s in cek.slots if s.usage not in (USAGE_HSK, USAGE_INVALID)]
     if odd:
@@ -159,13 +158,13 @@ def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None, roo
     if hsk is None:
         b.add("cek.issuer", SKIPPED, "not run: the HSK certificate could not be parsed")
         b.add("cek.signature", SKIPPED, "not run: the HSK certificate could not be parsed")
-        return cek
+        return hsk, cek
     if cek.certifying_id == hsk.key_id:
         b.add("cek.issuer", PASS, f"CEK certifying id equals the HSK key id {hsk.key_id.hex()}")
     else:
         b.add("cek.issuer", FAIL, f"CEK certifying id {cek.certifying_id.hex()} is not the HSK key id {hsk.key_id.hex()}")
     _slot_signature(b, "cek.signature", cek, USAGE_HSK, "the HSK", hsk.key, hsk.uid, "CEK signature")
-    return cek
+    return hsk, cek
 
 
 def _parse_hsk(b: VerdictBuilder, collateral: Collateral) -> RootCert | None:
@@ -289,7 +288,7 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
         b.finding("signer-block-cleared", "info", "the PEK and chip id were already de-obfuscated by the collector "
                                                   "(the CoCo evidence shape); they were re-obfuscated for the MAC")
 
-    cek = _chain(b, report, collateral, roots) if chain else None
+    hsk, cek = _chain(b, report, collateral, roots) if chain else (None, None)
     if not chain:
         for cid in ("collateral", "root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer",
                     "cek.signature"):
@@ -299,6 +298,7 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     pek = _pek(b, report, cek, chain)
     _report_checks(b, report, pek)
     _mac_check(b, report)
+    _reserved_findings(b, [("HSK", hsk), ("CEK", cek), ("PEK", pek)])
 
     v1_note = "; in V1 decoded fields depend on the unsigned anonce" if report.version == 1 else ""
     _expect(b, "expect.user_data", "user data", "--expect-user-data", report.report_data, expect.user_data, v1_note)
@@ -314,6 +314,13 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
                        if chain and collateral else None),
     }
     return b.finish()
+
+
+def _reserved_findings(b: VerdictBuilder, certs: list[tuple[str, RootCert | CsvCert | None]]) -> None:
+    """Reserved areas lie outside the signatures; non-zero bytes there are reported, not failed."""
+    faults = [f"{name} {fault}" for name, cert in certs if cert is not None for fault in cert.reserved_nonzero]
+    if faults:
+        b.finding("nonzero-reserved", "warning", "; ".join(faults) + " (outside every signature)")
 
 
 def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectations) -> None:

@@ -33,3 +33,31 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("csvverify-home")
     monkeypatch.setenv("CSVVERIFY_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def forge():
+    """The deterministic test forge (its root is a test root, trusted only where a test says so)."""
+    from csvverify.forge import Forge
+
+    return Forge()
+
+
+@pytest.fixture(scope="session")
+def forge_roots(forge):
+    from csvverify.trust import TrustRoots
+
+    return TrustRoots().with_extra(forge.root_cert, "forge test root")
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke the CLI in-process; returns click's Result (exit_code, output, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from csvverify.cli import cli
+
+    def run(*args, input=None):
+        return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return run

@@ -1,0 +1,149 @@
+"""Parsing reports and certificates: the real vector's fields, layouts, containers and size errors."""
+
+import base64
+import os
+
+import pytest
+
+from csvverify.certs import parse_csv_cert, parse_root_cert, split_hsk_cek
+from csvverify.errors import InputError
+from csvverify.inputs import MAX_INPUT, decode_container, load_report, parse_evidence, read_input
+from csvverify.report import deobfuscate_v1, parse_report
+
+
+def test_real_report_fields(real_dir):
+    r = parse_report((real_dir / "report.cert").read_bytes())
+    assert r.version == 1 and r.anonce == 0x1291429B
+    assert r.user_pubkey_digest == bytes(32) and r.vm_id == bytes(16) and r.vm_version == bytes(16)
+    assert r.report_data == b"user data".ljust(64, b"\0")
+    assert r.mnonce.hex() == "67c6697351ff4aec29cdbaabf2fbe346"
+    assert r.measure.hex() == "1178dadbf826ec7a07444ba358376d81c312cb53d703f9da83b26c1eee2ea052"
+    assert (r.policy, r.sig_usage, r.sig_algo) == (0x40000001, 0x1002, 4)
+    assert r.chip_id == "NZA9T14052605"
+    assert r.mac.hex() == "81a3a95bb2e30d62180704a8570535df84cd8e20ee2c93ff9f83cf2e4b0af923"
+    assert r.sealing_key_present and not r.signer_block_clear
+    pek = r.pek()
+    assert (pek.version, pek.api_major, pek.api_minor) == (1, 1, 3)
+    assert [(s.usage, s.algo) for s in pek.slots] == [(0x1004, 4), (0x1001, 4)]
+    assert pek.uid == b"HYGON-SSD-PEK" and pek.certifying_id == bytes(16)
+
+
+def test_real_certificates(real_dir):
+    hrk = parse_root_cert((real_dir / "hrk.cert").read_bytes())
+    hsk = parse_root_cert((real_dir / "hsk.cert").read_bytes())
+    cek = parse_csv_cert((real_dir / "cek.cert").read_bytes())
+    assert hrk.key_id.hex() == "3ae86a9701355cce333a589de21583d7" == hrk.certifying_id.hex()
+    assert (hrk.key_usage, hrk.curve_id, hrk.uid) == (0, 3, b"HYGON-SSD-HRK")
+    assert hsk.key_id.hex() == "6e1009311eb0e448f7320da5ce2d4d47" and hsk.certifying_id == hrk.key_id
+    assert hsk.key_usage == 0x13
+    assert hsk.key.x == 0xBFB150F7625538379BFA31B26A7BC6ED1798E3447E927A62DD79A274BB2A0EA4
+    assert (cek.version, cek.pubkey_usage, cek.pubkey_algo, cek.curve_id) == (2, 0x1004, 4, 3)
+    assert cek.certifying_id == hsk.key_id
+    assert [(s.usage, s.algo) for s in cek.slots] == [(0x13, 4), (0x1000, 0)]
+    assert not (hrk.reserved_nonzero or hsk.reserved_nonzero or cek.reserved_nonzero)
+    assert split_hsk_cek((real_dir / "hsk_cek.cert").read_bytes()) == (hsk.raw, cek.raw)
+
+
+def test_certificate_size_and_uid_errors(real_dir):
+    hsk = (real_dir / "hsk.cert").read_bytes()
+    with pytest.raises(InputError, match="831 bytes, but a root-style certificate"):
+        parse_root_cert(hsk[:-1], "hsk.cert")
+    bad = bytearray(hsk)
+    bad[212:214] = (300).to_bytes(2, "little")
+    with pytest.raises(InputError, match="uid_len 300 at offset 212"):
+        parse_root_cert(bytes(bad), "hsk.cert")
+    with pytest.raises(InputError, match="2916"):
+        split_hsk_cek(hsk)
+
+
+def test_obfuscation_round_trip(real_dir):
+    raw = (real_dir / "report.cert").read_bytes()
+    clear = deobfuscate_v1(raw)
+    assert clear[64:73] == b"user data"
+    assert deobfuscate_v1(clear) == raw
+    assert clear[188:2548] != raw[188:2548] and clear[2484:] == raw[2484:]  # key and MAC untouched
+
+
+def test_forge_layouts(forge):
+    for version in (1, 2, 3):
+        raw = forge.report(version, user_data=b"abc", measure=bytes(range(32)))
+        r = parse_report(raw)
+        assert r.version == version
+        assert r.report_data[:3] == b"abc" and r.measure == bytes(range(32)) and r.chip_id == "FORGE0CHIP0001"
+        page = parse_report(raw.ljust(4096, b"\0"))
+        assert page.version == version and page.raw == raw and page.trailing == bytes(4096 - len(raw))
+    v2 = parse_report(forge.report(2))
+    assert v2.rtmrs[0] == v2.measure and v2.build == 2339 and v2.rtmr_version == 1 and v2.host_data is None
+    v3 = parse_report(forge.report(3, host_data=b"\x07" * 64))
+    assert v3.host_data == b"\x07" * 64 and "V3" in v3.layout_source
+
+
+def test_explicit_version_and_ambiguity(forge):
+    v3_zero_host = forge.report(3, host_data=bytes(64))
+    assert parse_report(v3_zero_host).version == 2  # indistinguishable from V2; the source says so
+    assert "looks the same" in parse_report(v3_zero_host).layout_source
+    assert parse_report(v3_zero_host, version=3).version == 3
+    with pytest.raises(InputError, match="V1 report is 2548 bytes"):
+        parse_report(v3_zero_host, version=1, source="x")
+
+
+def test_page_without_pek_is_rejected():
+    with pytest.raises(InputError, match="no PEK certificate at offset 336"):
+        parse_report(bytes(4096), source="zeros.bin")
+
+
+def test_v1_page_with_nonzero_padding_is_not_read_as_v1(forge):
+    page = bytearray(forge.report(1, page=True))
+    page[4000] = 1
+    with pytest.raises(InputError):
+        parse_report(bytes(page))
+
+
+def test_containers_hex_base64_wrapper(forge):
+    raw = forge.report(1)
+    for text, kind in [(raw.hex().encode(), "hex"), (base64.b64encode(raw), "base64"),
+                       (base64.urlsafe_b64encode(raw), "base64"),
+                       (b"\n".join(base64.encodebytes(raw).split(b"\n")) + b"\n", "base64"),
+                       (raw.hex().upper().encode() + b"\n", "hex")]:
+        ev = decode_container(text, "t")
+        assert ev.report == raw and ev.container.startswith(kind)
+    wrapped = b"ATTESTATION_EXT\0" + (3).to_bytes(4, "little") + forge.report(3, page=True, host_data=bytes(64))
+    ev = decode_container(wrapped, "w")
+    assert ev.version == 3 and parse_evidence(ev, "w").version == 3
+    with pytest.raises(InputError, match="neither all-zero"):
+        decode_container(b"X" * 16 + wrapped[16:], "w")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"\x01" * 100, "100 bytes is not a report container"),
+    (b"\x00" * 2547, "2547 bytes"),
+    (b"zz not hex nor base64 !!", "neither hex nor valid base64"),
+    (b"abcd", "decodes to 2 bytes"),
+    (b'{"attestation_report": {}}', "JSON evidence"),
+])
+def test_bad_inputs_have_specific_errors(tmp_path, data, message):
+    path = tmp_path / "in.cert"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=message) as info:
+        load_report(path)
+    assert str(path) in info.value.message
+
+
+def test_special_files(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="is a FIFO"):
+        read_input(fifo)
+    with pytest.raises(InputError, match="is a directory"):
+        read_input(tmp_path)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(InputError, match="cannot be read"):
+        read_input(loop)
+    big = tmp_path / "big"
+    with open(big, "wb") as fh:
+        fh.truncate(10 * 1024 * 1024)
+    with pytest.raises(InputError, match="far too large"):
+        read_input(big)
+    assert MAX_INPUT < 10 * 1024 * 1024

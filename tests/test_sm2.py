@@ -1,0 +1,135 @@
+"""SM2 verification: the spec's intermediate values, the real chain, edge cases, and gmssl as a second opinion."""
+
+import random
+
+import pytest
+
+from csvverify import sm2
+from csvverify.certs import parse_csv_cert, parse_root_cert
+from csvverify.forge import Forge, _gmssl_sign
+from csvverify.report import parse_report
+from csvverify.sm2 import PublicKey
+
+HRK = PublicKey(0xBE62E14D62A4F14CF3D702DB09563A75C80935E785CD1F502AF5F21D92C2F62D,
+                0x3BAB123A57BB7015584F8B97164E95384A640C10B9BE884738744D68B41EB946)
+
+
+def test_za_of_pinned_hrk_matches_spec():
+    assert sm2.za(b"HYGON-SSD-HRK", HRK).hex() == "0c71d1aea468d459bb16059398bdfb6c10a2d194477d921ddb471009cd17fa0c"
+
+
+def test_real_chain_intermediate_values(real_dir):
+    hsk = parse_root_cert((real_dir / "hsk.cert").read_bytes())
+    cek = parse_csv_cert((real_dir / "cek.cert").read_bytes())
+    report = parse_report((real_dir / "report.cert").read_bytes())
+    pek = report.pek()
+    assert sm2.za(hsk.uid, hsk.key).hex() == "8badeef652321cc6f76982ee97fbfa885f5aead439c6578d50af2a78d7caab0f"
+    assert sm2.za(cek.uid, cek.key).hex() == "00a33bb3680bc43ff2a7b93e145d2168e59226ee3c41c7cc4b627e415b238169"
+    assert sm2.za(pek.uid, pek.key).hex() == "33a115cdbeb49c6b00d51ec0548401b345a7ebb464891d8dca6713f6e63c7ab3"
+    e = sm2.digest(pek.uid, pek.key, report.signed_bytes)
+    assert f"{e:064x}" == "01dce0d8f8a7aa3d5967fbd808b2666ccb11ea9bd1bf91e46132ec960cb3c54c"
+
+
+def test_real_chain_signatures_verify(real_dir):
+    hrk = parse_root_cert((real_dir / "hrk.cert").read_bytes())
+    hsk = parse_root_cert((real_dir / "hsk.cert").read_bytes())
+    cek = parse_csv_cert((real_dir / "cek.cert").read_bytes())
+    report = parse_report((real_dir / "report.cert").read_bytes())
+    pek = report.pek()
+    assert hrk.key == HRK
+    sig = hrk.signature
+    sm2.check(hrk.key, hrk.uid, hrk.signed_bytes, sig.r, sig.s)
+    sm2.check(hrk.key, hrk.uid, hsk.signed_bytes, hsk.signature.r, hsk.signature.s)
+    s1 = cek.slots[0].signature
+    sm2.check(hsk.key, hsk.uid, cek.signed_bytes, s1.r, s1.s)
+    p1 = pek.slots[0].signature
+    sm2.check(cek.key, cek.uid, pek.signed_bytes, p1.r, p1.s)
+    sm2.check(pek.key, pek.uid, report.signed_bytes, report.signature.r, report.signature.s)
+    # the default SM2 user id does not verify: the signer's own uid is required
+    assert not sm2.verify(pek.key, b"1234567812345678", report.signed_bytes, report.signature.r, report.signature.s)
+
+
+def _sig_parts(real_dir):
+    report = parse_report((real_dir / "report.cert").read_bytes())
+    pek = report.pek()
+    return pek.key, pek.uid, report.signed_bytes, report.signature.r, report.signature.s
+
+
+@pytest.mark.parametrize("r_delta, s_delta, reason", [
+    ("zero", None, "r is outside"), (None, "zero", "s is outside"),
+    ("n", None, "r is outside"), (None, "n", "s is outside"),
+])
+def test_rejects_r_s_out_of_range(real_dir, r_delta, s_delta, reason):
+    key, uid, msg, r, s = _sig_parts(real_dir)
+    value = {"zero": 0, "n": int(sm2.N), None: None}
+    r = value[r_delta] if r_delta else r
+    s = value[s_delta] if s_delta else s
+    with pytest.raises(sm2.SignatureError, match=reason):
+        sm2.check(key, uid, msg, r, s)
+
+
+def test_rejects_r_plus_s_equal_n(real_dir):
+    key, uid, msg, r, _ = _sig_parts(real_dir)
+    with pytest.raises(sm2.SignatureError):
+        sm2.check(key, uid, msg, r, int(sm2.N) - r)
+
+
+def test_rejects_off_curve_and_oversized_keys(real_dir):
+    key, uid, msg, r, s = _sig_parts(real_dir)
+    with pytest.raises(sm2.SignatureError, match="not a point on the SM2 curve"):
+        sm2.check(PublicKey(key.x, key.y ^ 1), uid, msg, r, s)
+    with pytest.raises(sm2.SignatureError, match="not below the field prime"):
+        sm2.check(PublicKey(key.x + int(sm2.P), key.y), uid, msg, r, s)
+    with pytest.raises(sm2.SignatureError):
+        sm2.check(PublicKey(0, 0), uid, msg, r, s)
+
+
+def test_scalar_multiplication_paths_agree():
+    rng = random.Random(7)
+    fixed = sm2._FixedBase(sm2.GX, sm2.GY)
+    odd = sm2._OddMultiples(sm2.GX, sm2.GY)
+    for k in [1, 2, 3, int(sm2.N) - 1, int(sm2.N) - 2] + [rng.randrange(1, int(sm2.N)) for _ in range(40)]:
+        a, b = fixed.mul(k), odd.mul(k)
+        assert sm2._affine_x(a) == sm2._affine_x(b)
+    assert not sm2._FixedBase(sm2.GX, sm2.GY).mul(int(sm2.N))[2]  # n*G is the point at infinity
+
+
+def test_key_table_promotion_keeps_results(real_dir):
+    key, uid, msg, r, s = _sig_parts(real_dir)
+    sm2._KEY_TABLES.clear()
+    for _ in range(sm2.PROMOTE_AFTER + 3):  # crosses the switch to a fixed-base table
+        assert sm2.verify(key, uid, msg, r, s)
+        assert not sm2.verify(key, uid, msg + b"x", r, s)
+    assert isinstance(sm2._KEY_TABLES[(key.x, key.y)][1], sm2._FixedBase)
+
+
+def test_differential_against_gmssl():
+    """Signatures made by gmssl verify here (and altered ones do not); ours verify in gmssl."""
+    from gmssl.sm2 import CryptSM2
+
+    rng = random.Random(2026)
+    for i in range(60):
+        d = rng.randrange(1, int(sm2.N) - 1)
+        key = sm2.public_key(d)
+        uid = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        msg = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
+        e = sm2.digest(uid, key, msg).to_bytes(32, "big")
+        k = rng.randrange(1, int(sm2.N) - 1)
+        rs = _gmssl_sign(d, key, e, k)
+        if rs is None:
+            continue
+        r, s = rs
+        assert sm2.verify(key, uid, msg, r, s), i
+        assert not sm2.verify(key, uid, msg + b"\0", r, s)
+        assert not sm2.verify(key, uid[:-1] + bytes([uid[-1] ^ 1]), msg, r, s)
+        assert not sm2.verify(key, uid, msg, r, (s + 1) % int(sm2.N) or 1)
+        # the other direction: our signature, gmssl's verification
+        r2, s2 = sm2.sign(d, uid, msg, k)
+        assert (r2, s2) == (r, s)
+        checker = CryptSM2(private_key="", public_key="")
+        checker.public_key = f"{key.x:064x}{key.y:064x}"
+        assert checker.verify(f"{r2:064x}{s2:064x}", e)
+
+
+def test_forge_signers_agree():
+    assert Forge(signer="fast").report(2) == Forge(signer="gmssl").report(2)

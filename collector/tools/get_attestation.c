@@ -1,0 +1,6 @@
+#include "collect_tool.h"
+
+int main(int argc, char **argv)
+{
+    return collect_tool_main(argc, argv, "get-attestation", TRANSPORT_VMMCALL, 0);
+}

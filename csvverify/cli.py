@@ -193,7 +193,7 @@ def show(input_path, report_version, as_json):
 
 # -- digest: the expected launch digest (docs/digest.md) --
 
-DIGEST_PROGRESS_MIN_BYTES = 256 << 20  # show a progress bar on a terminal above this much input
+DIGEST_PROGRESS_MIN_BYTES = 128 << 20  # show a progress bar on a terminal above this much input
 
 
 class _DigestProgressBar:
@@ -205,10 +205,12 @@ class _DigestProgressBar:
         self.enabled = None
 
     def __call__(self, done, total):
+        import sys
+
         if self.enabled is None:
-            self.enabled = total >= DIGEST_PROGRESS_MIN_BYTES and click.get_text_stream("stderr").isatty()
+            self.enabled = total >= DIGEST_PROGRESS_MIN_BYTES and sys.stderr.isatty()
             if self.enabled:
-                self.bar = click.progressbar(length=total, label="hashing", file=click.get_text_stream("stderr"))
+                self.bar = click.progressbar(length=total, label="hashing", file=sys.stderr)
                 self.bar.__enter__()
         if self.enabled:
             self.bar.update(done - self.shown)

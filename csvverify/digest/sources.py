@@ -38,7 +38,7 @@ def open_blob(source: Source, role: str) -> Blob:
     """Check that ``source`` can be read as the ``role`` input (firmware, kernel, ...)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return Blob(role, f"<{len(data)} bytes>", data=data, size=len(data))
+        return Blob(role, "(given as bytes)", data=data, size=len(data))
     path = Path(source)
     try:
         st = path.stat()

@@ -1,0 +1,267 @@
+"""The `csvverify digest` command: outputs, --explain, --match, --emit-policy and bad input."""
+
+import hashlib
+import io
+import json
+import struct
+import tomllib
+
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from csvverify import cli as cli_module
+from csvverify.cli import cli
+from csvverify.digest import ovmf
+from csvverify.forge import Forge
+from csvverify.hashing import sm3
+
+VECTOR_B7 = {"sm3": "d0e953abddb05c29698a9c3b7c19e0c0d5da98fc2782d1a2a2db77591700586a",
+             "base64": "0OlTq92wXClpipw7fBngwNXamPwngtGiott3WRcAWGo=",
+             "sha256": "1fb3c1b7bad3eaadda601aa109c52d66ce41eba12e9b23d9cd31f536da633658"}
+B7_CMDLINE = "console=ttyS0 root=/dev/vda1 rw"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["digest", *map(str, args)])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code not in (0, None), result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in first, first
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A synthetic firmware (with a kernel-hashes area), a bzImage-like kernel and an initrd."""
+    tail = ovmf.encode_footer_table([(ovmf.HASH_TABLE_AREA_GUID, struct.pack("<II", 0x810C00, 0x400))])
+    kernel = bytearray(hashlib.shake_256(b"k").digest(8192))
+    kernel[0x202:0x208] = b"HdrS\x0f\x02"
+    paths = {"fw": tmp_path / "OVMF.fd", "kernel": tmp_path / "vmlinuz", "initrd": tmp_path / "initrd.img"}
+    paths["fw"].write_bytes(b"\x90" * (0x10000 - len(tail)) + tail)
+    paths["kernel"].write_bytes(bytes(kernel))
+    paths["initrd"].write_bytes(b"initrd" * 100)
+    return paths
+
+
+def full(files, *extra):
+    return ["--ovmf", files["fw"], "--kernel", files["kernel"], "--initrd", files["initrd"], *extra]
+
+
+# -- vectors through the command line ------------------------------------------------------------------
+
+def b7(digest_dir, *extra):
+    return run("--ovmf", digest_dir / "ovmf_AmdSev_suffix.bin", "--kernel", digest_dir / "synth_kernel.bin",
+               "--initrd", digest_dir / "synth_initrd.bin", "--cmdline", B7_CMDLINE, *extra)
+
+
+def test_vector_hex_base64_and_sha256(digest_dir):
+    assert b7(digest_dir).stdout == VECTOR_B7["sm3"] + "\n"
+    assert b7(digest_dir, "--format", "base64").stdout == VECTOR_B7["base64"] + "\n"
+    assert b7(digest_dir, "--algorithm", "sha256").stdout == VECTOR_B7["sha256"] + "\n"
+    firmware_only = run("--ovmf", digest_dir / "ovmf_AmdSev_suffix.bin")
+    assert firmware_only.exit_code == 0
+    assert firmware_only.stdout.strip() == "2605a0b2bb244c44d29196483896112281166c46c00f04e008ed3b9659c24ace"
+
+
+def test_vector_a4_error_through_the_cli(digest_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    result = run("--ovmf", digest_dir / "ovmf_OvmfX64_suffix.bin", "--kernel", empty, "--initrd", empty,
+                 "--cmdline", "")
+    assert result.exit_code == 1
+    assert_one_line_error(result, "hashes table area is invalid (base=0x0 size=0x0)")
+
+
+def test_json_holds_digest_components_and_table(digest_dir):
+    result = b7(digest_dir, "--format", "json")
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "csvverify/digest/v1"
+    assert doc["digest"] == {"hex": VECTOR_B7["sm3"], "base64": VECTOR_B7["base64"]}
+    assert doc["kernel_hashes"] is True and len(bytes.fromhex(doc["hash_table"]["hex"])) == 176
+    assert doc["firmware"]["ovmf_table"]["hash_table_area"] == {"base": 0x810C00, "size": 0x400}
+    assert doc["kernel"]["type"] == "bzImage" and doc["kernel"]["boot_protocol"] == "2.15"
+    assert doc["cmdline"]["text"] == B7_CMDLINE
+    assert doc["cmdline"]["sha256_with_nul"] == hashlib.sha256(B7_CMDLINE.encode() + b"\0").hexdigest()
+
+
+def test_explain_shows_component_hashes_and_table_fields(digest_dir):
+    out = b7(digest_dir, "--explain").stdout
+    table = json.loads(b7(digest_dir, "--format", "json").stdout)["hash_table"]
+    assert table["hex"] in out
+    for field in table["fields"]:
+        assert f"+{field['offset']:03d}  {field['hex']}" in out
+    assert hashlib.sha256((digest_dir / "synth_kernel.bin").read_bytes()).hexdigest() in out
+    assert out.rstrip().endswith(VECTOR_B7["sm3"])
+
+
+# -- options -------------------------------------------------------------------------------------------
+
+def test_cmdline_file_is_verbatim_and_warns_about_a_trailing_newline(files, tmp_path):
+    (tmp_path / "cmdline").write_bytes(b"console=ttyS0\n")
+    from_file = run(*full(files, "--cmdline-file", tmp_path / "cmdline"))
+    assert "warning: the cmdline ends with a newline" in from_file.stderr
+    assert from_file.stdout == run(*full(files, "--cmdline", "console=ttyS0\n")).stdout
+    assert from_file.stdout != run(*full(files, "--cmdline", "console=ttyS0")).stdout
+    assert run(*full(files, "--append", "console=ttyS0")).stdout == run(*full(files, "--cmdline", "console=ttyS0")).stdout
+
+
+def test_no_kernel_hashes_gives_the_firmware_hash(files):
+    result = run(*full(files, "--cmdline", "x", "--no-kernel-hashes"))
+    assert result.exit_code == 0 and result.stdout.strip() == sm3(files["fw"].read_bytes()).hex()
+
+
+def test_vmsa_pages_are_appended(files, tmp_path):
+    page = tmp_path / "vmsa0"
+    page.write_bytes(b"\x42" * 4096)
+    with_vmsa = run("--ovmf", files["fw"], "--vmsa", page, "--vmsa", page)
+    assert with_vmsa.stdout.strip() == sm3(files["fw"].read_bytes() + page.read_bytes() * 2).hex()
+
+
+def test_emit_policy_prints_a_toml_entry(files):
+    result = run(*full(files, "--cmdline", "quiet", "--emit-policy", "--label", 'prod "image" 2026-11'))
+    digest = run(*full(files, "--cmdline", "quiet")).stdout.strip()
+    assert tomllib.loads(result.stdout) == {"measurements": [{"value": digest, "label": 'prod "image" 2026-11'}]}
+    explained = run(*full(files, "--cmdline", "quiet", "--emit-policy", "--explain"))
+    entry = tomllib.loads(explained.stdout)["measurements"][0]
+    assert entry == {"value": digest, "label": "OVMF.fd + vmlinuz + initrd.img"}
+    assert "# hash table" in explained.stdout
+
+
+# -- bad input: one clear line, no traceback -----------------------------------------------------------
+
+def test_missing_firmware(tmp_path):
+    assert_one_line_error(run("--ovmf", tmp_path / "missing.fd"), "firmware", "missing.fd: no such file")
+
+
+def test_directory_as_kernel(files, tmp_path):
+    assert_one_line_error(run("--ovmf", files["fw"], "--kernel", tmp_path), "is a directory")
+
+
+def test_initrd_without_kernel(files):
+    result = run("--ovmf", files["fw"], "--initrd", files["initrd"])
+    assert result.exit_code == 2
+    assert_one_line_error(result, "initrd was given without a kernel")
+
+
+def test_nul_in_cmdline(files, tmp_path):
+    (tmp_path / "cmdline").write_bytes(b"quiet\0x")
+    assert_one_line_error(run(*full(files, "--cmdline-file", tmp_path / "cmdline")), "NUL byte at offset 5")
+
+
+def test_non_bzimage_kernel_warns(files, tmp_path):
+    (tmp_path / "raw").write_bytes(bytes(4096))
+    result = run("--ovmf", files["fw"], "--kernel", tmp_path / "raw")
+    assert result.exit_code == 0 and len(result.stdout.strip()) == 64
+    assert result.stderr.startswith("warning: kernel ") and "not a Linux bzImage" in result.stderr
+
+
+def test_csv3_is_refused_with_an_explanation(files):
+    result = run("--ovmf", files["fw"], "--generation", "csv3")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "CSV3 launch digests cannot be computed from public information")
+    assert "hint:" in result.stderr and "metadata" in result.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--generation", "csv2"], "needs the VMSA pages"),
+    (["--cmdline", "a", "--cmdline-file", "f", "--kernel", "k"], "mutually exclusive"),
+    (["--label", "x"], "add --emit-policy"),
+    (["--emit-policy", "--format", "json"], "prints TOML"),
+])
+def test_option_conflicts(files, args, fragment):
+    result = run("--ovmf", files["fw"], *args)
+    assert result.exit_code == 2
+    assert_one_line_error(result, fragment)
+
+
+def test_wrong_size_vmsa_and_firmware_without_area(files, tmp_path):
+    (tmp_path / "vmsa").write_bytes(bytes(100))
+    assert_one_line_error(run("--ovmf", files["fw"], "--vmsa", tmp_path / "vmsa"), "is 100 bytes")
+    (tmp_path / "plain.fd").write_bytes(bytes(0x10000))
+    assert_one_line_error(run("--ovmf", tmp_path / "plain.fd", "--kernel", files["kernel"]),
+                          "has no kernel-hashes table area")
+
+
+# -- --match -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def forge():
+    return Forge()
+
+
+def _report(forge, tmp_path, measure, version=1, page=False, policy=0x1, name="report.cert"):
+    path = tmp_path / name
+    path.write_bytes(forge.report(version, measure=measure, page=page, policy=policy))
+    return path
+
+
+@pytest.mark.parametrize("version, page", [(1, False), (1, True), (2, False), (3, True)])
+def test_match_report_in_any_container(forge, files, tmp_path, version, page):
+    args = full(files, "--cmdline", "quiet")
+    digest = bytes.fromhex(run(*args).stdout.strip())
+    result = run(*args, "--match", _report(forge, tmp_path, digest, version, page))
+    assert result.exit_code == 0, result.output
+    assert "MATCH: the measure in" in result.stdout and "signature is not checked" in result.stdout
+
+
+def test_match_mismatch_names_the_variant(forge, files, tmp_path):
+    launched = bytes.fromhex(run(*full(files, "--cmdline", "quiet")).stdout.strip())
+    result = run(*full(files, "--cmdline", "quiet\n", "--match", _report(forge, tmp_path, launched)))
+    assert result.exit_code == 5
+    assert "MISMATCH" in result.stdout
+    assert "reproduced by: cmdline without its trailing newline" in result.stdout
+    hashes_off = _report(forge, tmp_path, sm3(files["fw"].read_bytes()), name="off.cert")
+    result = run(*full(files, "--cmdline", "quiet", "--match", hashes_off, "--format", "json"))
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 5 and doc["match"]["matched"] is False
+    assert doc["match"]["reproduced_by"][0]["changes"][0]["how"] == "--no-kernel-hashes"
+    assert doc["match"]["signature_checked"] is False
+
+
+def test_unexplained_mismatch_prints_the_components(forge, files, tmp_path):
+    result = run(*full(files, "--match", _report(forge, tmp_path, bytes(32), policy=0x45)))
+    assert result.exit_code == 5
+    assert "none of" in result.stdout and "CSV3 bit" in result.stdout
+    assert hashlib.sha256(files["initrd"].read_bytes()).hexdigest() in result.stdout
+
+
+def test_match_measure_hex_and_bad_report(files, tmp_path):
+    digest = run("--ovmf", files["fw"]).stdout.strip()
+    assert run("--ovmf", files["fw"], "--match-measure", digest.upper()).exit_code == 0
+    assert run("--ovmf", files["fw"], "--match-measure", "00" * 32).exit_code == 5
+    assert run("--ovmf", files["fw"], "--match-measure", "00").exit_code == 2
+    (tmp_path / "junk.cert").write_bytes(b"\x01" * 100)
+    assert_one_line_error(run("--ovmf", files["fw"], "--match", tmp_path / "junk.cert"), "junk.cert")
+
+
+def test_match_real_v1_report_decodes_its_measure(real_dir, digest_dir):
+    result = run("--ovmf", digest_dir / "ovmf_AmdSev_suffix.bin", "--match", real_dir / "report.cert")
+    assert result.exit_code == 5  # its inputs are unknown; the decoded measure is what must show
+    assert "1178dadbf826ec7a07444ba358376d81c312cb53d703f9da83b26c1eee2ea052" in result.stdout
+
+
+# -- progress bar --------------------------------------------------------------------------------------
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_for_large_inputs(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = cli_module._DigestProgressBar()
+    for done in range(0, 301 << 20, 100 << 20):
+        bar(done, 300 << 20)
+    bar.close()
+    assert "hashing" in terminal.getvalue()
+    small = cli_module._DigestProgressBar()
+    small(10, 1 << 20)
+    assert small.enabled is False and small.bar is None

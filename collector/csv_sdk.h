@@ -156,12 +156,17 @@ struct csv_verify_result {
     struct csv_check checks[CSV_MAX_CHECKS];
 };
 
-/* Returns CSV_OK when every check passed (warnings allowed), otherwise the most serious failure:
- * CSV_ERR_REPORT_FORMAT, then CSV_ERR_SIGNATURE / CSV_ERR_UNTRUSTED_ROOT, then CSV_ERR_COLLATERAL,
- * then CSV_ERR_EXPECTATION. result may be NULL. */
+/* Returns CSV_OK when every check passed (warnings allowed), otherwise the most serious failure, in
+ * this order: CSV_ERR_SIGNATURE / CSV_ERR_UNTRUSTED_ROOT (forged or broken), CSV_ERR_EXPECTATION
+ * (genuine-looking but not the expected report), CSV_ERR_REPORT_FORMAT (not a report),
+ * CSV_ERR_COLLATERAL (HSK/CEK missing, or an unusable trust root). result may be NULL. */
 int verify_attestation_report_ex(const unsigned char *report_buf, unsigned int buf_len,
                                  const struct csv_verify_params *params,
                                  struct csv_verify_result *result);
+
+/* CSV_OK if `root` is an 832-byte, well-formed, self-signed SM2 root certificate that does not
+ * claim the pinned Hygon root's key id with another key; CSV_ERR_COLLATERAL otherwise. */
+int csv_check_trust_root(const unsigned char *root, unsigned int len);
 
 #ifdef __cplusplus
 }

@@ -11,15 +11,16 @@ struct run {
     int worst;
 };
 
-/* Severity order of failures, mirroring the verifier's exit classes (1, 3, 4, 5). */
+/* Which failure wins, as in the Python verifier: a forged report outranks a mismatch, a mismatch
+ * outranks an input that could not be judged, and that outranks missing collateral. */
 static int rank(int code)
 {
     switch (code) {
     case CSV_OK: return 0;
-    case CSV_ERR_EXPECTATION: return 1;
-    case CSV_ERR_COLLATERAL: return 2;
-    case CSV_ERR_REPORT_FORMAT: return 4;
-    default: return 3; /* signature, chain, untrusted root, crypto */
+    case CSV_ERR_COLLATERAL: return 1;
+    case CSV_ERR_REPORT_FORMAT: return 2;
+    case CSV_ERR_EXPECTATION: return 3;
+    default: return 4; /* signature, chain, untrusted root, crypto */
     }
 }
 
@@ -96,23 +97,8 @@ static void check_pek_chain(struct run *r, const struct csv_verify_params *p, co
         root = &csv_hrk_pubkey;
         res->anchored_to = 1;
         add(r, "chain.root", CSV_CHECK_PASS, CSV_OK, "HSK issued by the pinned Hygon root key (key_id %s)", id_hex);
-    } else if (p->trust_root) {
-        int st = p->trust_root_len == CSV_ROOT_CERT_LEN ? csv_parse_root_cert(p->trust_root, &extra)
-                                                        : csv_fail(CSV_ERR_COLLATERAL, "trust root is %u bytes, not 832",
-                                                                   p->trust_root_len);
-        if (st == CSV_OK && (extra.key_usage != CSV_USAGE_HRK || memcmp(extra.key_id, extra.certifying_id, 16) != 0))
-            st = csv_fail(CSV_ERR_COLLATERAL, "trust root is not a self-issued root key (usage 0x%x)", extra.key_usage);
-        if (st == CSV_OK)
-            st = csv_verify_root_cert_sig(&extra, &extra.key);
-        if (st != CSV_OK) {
-            add(r, "chain.root", CSV_CHECK_FAIL, CSV_ERR_COLLATERAL, "explicit trust root unusable: %s", csv_last_error());
-            return;
-        }
-        if (memcmp(hsk.certifying_id, extra.key_id, 16) != 0) {
-            add(r, "chain.root", CSV_CHECK_FAIL, CSV_ERR_UNTRUSTED_ROOT,
-                "HSK issued by key_id %s: neither the pinned Hygon root nor the given trust root", id_hex);
-            return;
-        }
+    } else if (p->trust_root && csv_parse_root_cert(p->trust_root, &extra) == CSV_OK
+               && memcmp(hsk.certifying_id, extra.key_id, 16) == 0) {
         root = &extra.key;
         res->anchored_to = 2;
         add(r, "chain.root", CSV_CHECK_WARN, CSV_OK,
@@ -120,7 +106,7 @@ static void check_pek_chain(struct run *r, const struct csv_verify_params *p, co
             id_hex);
     } else {
         add(r, "chain.root", CSV_CHECK_FAIL, CSV_ERR_UNTRUSTED_ROOT,
-            "HSK issued by key_id %s, not the pinned Hygon root; pass --trust-root FILE to accept another root", id_hex);
+            "HSK issued by key_id %s: neither the pinned Hygon root nor a root given with --trust-root", id_hex);
         return;
     }
     if (record(r, "chain.hsk", csv_verify_root_cert_sig(&hsk, root), "HSK signed by the root") != CSV_OK)
@@ -192,9 +178,30 @@ static void check_expectations(struct run *r, const struct csv_verify_params *p)
     expect(r, "expect.measure", p->expect_measure, r->res->measure, 32);
 }
 
+int csv_check_trust_root(const unsigned char *raw, unsigned int len)
+{
+    struct csv_root_cert root;
+    if (!raw || len != CSV_ROOT_CERT_LEN)
+        return csv_fail(CSV_ERR_COLLATERAL, "a trust root is an 832-byte self-signed root certificate, not %u bytes", len);
+    int st = csv_parse_root_cert(raw, &root);
+    if (st == CSV_OK && (root.key_usage != CSV_USAGE_HRK || memcmp(root.key_id, root.certifying_id, 16) != 0))
+        st = csv_fail(CSV_ERR_SIGNATURE, "usage 0x%x or issuer id: not a self-issued root key", root.key_usage);
+    if (st == CSV_OK)
+        st = csv_verify_root_cert_sig(&root, &root.key);
+    if (st == CSV_OK && memcmp(root.key_id, csv_hrk_key_id, 16) == 0
+        && memcmp(&root.key, &csv_hrk_pubkey, sizeof(root.key)) != 0)
+        st = csv_fail(CSV_ERR_SIGNATURE, "it claims the Hygon root's key id with a different key");
+    if (st != CSV_OK)
+        return csv_fail(CSV_ERR_COLLATERAL, "not usable as a trust root: %s", csv_last_error());
+    return CSV_OK;
+}
+
 static void verify(struct run *r, const uint8_t *buf, size_t len, const struct csv_verify_params *p)
 {
     struct csv_verify_result *res = r->res;
+    if (p->trust_root && record(r, "chain.trust_root", csv_check_trust_root(p->trust_root, p->trust_root_len),
+                                "explicit trust root is a valid self-signed root") != CSV_OK)
+        return;
     const struct csv_layout *l = buf ? csv_probe_layout(buf, len) : NULL;
     if (!l) {
         add(r, "report.format", CSV_CHECK_FAIL, CSV_ERR_REPORT_FORMAT,

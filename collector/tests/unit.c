@@ -508,7 +508,12 @@ static void test_verify_trust_root(void)
     p = chain_params(real_hsk_cek);
     p.trust_root = bad_root;
     p.trust_root_len = sizeof(bad_root);
-    /* The pinned root anchors the real HSK; an unused broken extra root does not matter. */
+    /* A broken extra root is refused up front, even when the pinned root would anchor the chain. */
+    CHECK_STATUS(csv_check_trust_root(bad_root, sizeof(bad_root)), CSV_ERR_COLLATERAL);
+    CHECK_STATUS(verify_attestation_report_ex(real_report, sizeof(real_report), &p, &r), CSV_ERR_COLLATERAL);
+    CHECK_STATUS(csv_check_trust_root(real_hrk, sizeof(real_hrk)), CSV_OK);
+    CHECK_STATUS(csv_check_trust_root(real_hrk, 100), CSV_ERR_COLLATERAL);
+    p.trust_root = real_hrk; /* naming the real root again changes nothing */
     CHECK_STATUS(verify_attestation_report_ex(real_report, sizeof(real_report), &p, &r), CSV_OK);
     CHECK(r.anchored_to == 1, "anchored to the pinned root");
 }

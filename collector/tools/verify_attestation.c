@@ -144,8 +144,13 @@ int main(int argc, char **argv)
         p.cek = hsk_cek + ROOT_CERT_LEN, p.cek_len = CERT_LEN;
     }
     if (a.trust_root) {
-        read_collateral("--trust-root", a.trust_root, root, ROOT_CERT_LEN);
-        p.trust_root = root, p.trust_root_len = ROOT_CERT_LEN;
+        /* A bad --trust-root is a bad input (class 1), as in the Python verifier. */
+        ssize_t len = tool_read_file(a.trust_root, root, sizeof(root));
+        if (len < 0 && errno != EFBIG)
+            tool_die(EXIT_INPUT, "--trust-root: cannot read %s: %s", a.trust_root, strerror(errno));
+        if (csv_check_trust_root(root, len < 0 ? 0 : (unsigned)len) != CSV_OK)
+            tool_die(EXIT_INPUT, "--trust-root %s: %s", a.trust_root, csv_last_error());
+        p.trust_root = root, p.trust_root_len = (unsigned)len;
     }
     if (a.user_data) {
         p.expect_user_data_len =

@@ -13,6 +13,7 @@ Signing (``sign``) exists for the test forge's bulk mode and takes an explicit n
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from csvverify.hashing import sm3
 
@@ -281,6 +282,7 @@ def validate_public_key(key: PublicKey) -> None:
         raise SignatureError("public key is not a point on the SM2 curve")
 
 
+@lru_cache(maxsize=1024)
 def za(uid: bytes, key: PublicKey) -> bytes:
     """ZA = SM3(ENTL || ID || a || b || Gx || Gy || xQ || yQ), ENTL = bit length of ID, big-endian u16."""
     if len(uid) * 8 > 0xFFFF:
@@ -301,14 +303,40 @@ def check(key: PublicKey, uid: bytes, message: bytes, r: int, s: int) -> None:
         raise SignatureError("signature s is outside [1, n-1]")
     validate_public_key(key)
     e = digest(uid, key, message)
+    memo_key = (key, e, r, s)
+    if memo_key in _RESULTS:
+        problem = _RESULTS[memo_key]
+    else:
+        problem = _RESULTS[memo_key] = _equation_problem(key, e, r, s)
+        if len(_RESULTS) > RESULT_CACHE_SIZE:
+            del _RESULTS[next(iter(_RESULTS))]
+    if problem:
+        raise SignatureError(problem)
+
+
+# The same certificate signatures recur in every report of a chip: remember verification results,
+# keyed by everything the result depends on (key, e = SM3(ZA(uid, key) || message), r, s).
+_RESULTS: dict[tuple, str | None] = {}
+RESULT_CACHE_SIZE = 4096
+
+
+def clear_caches() -> None:
+    """Forget per-key tables and remembered results (benchmarks and tests measure cold work with it)."""
+    _KEY_TABLES.clear()
+    _RESULTS.clear()
+    za.cache_clear()
+
+
+def _equation_problem(key: PublicKey, e: int, r: int, s: int) -> str | None:
     t = (r + s) % N
     if not t:
-        raise SignatureError("(r + s) mod n is zero")
+        return "(r + s) mod n is zero"
     point = _add(_g_table().mul(s), _key_table(key.x, key.y).mul(t))
     if not point[2]:
-        raise SignatureError("s*G + t*Q is the point at infinity")
+        return "s*G + t*Q is the point at infinity"
     if (e + _affine_x(point)) % N != r:
-        raise SignatureError("signature does not match the message and key")
+        return "signature does not match the message and key"
+    return None
 
 
 def verify(key: PublicKey, uid: bytes, message: bytes, r: int, s: int) -> bool:

@@ -172,3 +172,17 @@ def CliRunner_invoke(args, input=None):
     from click.testing import CliRunner
 
     return CliRunner().invoke(cli, args, input=input, catch_exceptions=False)
+
+
+def test_zero_signature_and_off_curve_files(run_cli, tmp_path):
+    good = bytearray((SAMPLES / "v1-good.cert").read_bytes())
+    zero = bytearray(good)
+    zero[192:336] = bytes(144)
+    (tmp_path / "zero-sig.cert").write_bytes(zero)
+    off = bytearray(good)
+    off[336 + 20] ^= 0x01  # PEK qx (obfuscated in place; any change moves the point off the curve)
+    (tmp_path / "off-curve.cert").write_bytes(off)
+    res = run_cli(tmp_path / "zero-sig.cert", "-q")
+    assert res.exit_code == 3 and "r is outside [1, n-1]" in res.output
+    res = run_cli(tmp_path / "off-curve.cert", "-q")
+    assert res.exit_code == 3 and "not a point on the SM2 curve" in res.output and "Traceback" not in res.output

@@ -96,11 +96,21 @@ def test_scalar_multiplication_paths_agree():
 
 def test_key_table_promotion_keeps_results(real_dir):
     key, uid, msg, r, s = _sig_parts(real_dir)
-    sm2._KEY_TABLES.clear()
+    sm2.clear_caches()
     for _ in range(sm2.PROMOTE_AFTER + 3):  # crosses the switch to a fixed-base table
+        sm2._RESULTS.clear()
         assert sm2.verify(key, uid, msg, r, s)
         assert not sm2.verify(key, uid, msg + b"x", r, s)
     assert isinstance(sm2._KEY_TABLES[(key.x, key.y)][1], sm2._FixedBase)
+
+
+def test_results_are_remembered_exactly(real_dir):
+    key, uid, msg, r, s = _sig_parts(real_dir)
+    sm2.clear_caches()
+    assert sm2.verify(key, uid, msg, r, s) and sm2.verify(key, uid, msg, r, s)
+    assert not sm2.verify(key, uid, msg, r, s + 1)  # a different input is never answered from memory
+    assert not sm2.verify(key, uid + b"x", msg, r, s)
+    assert len(sm2._RESULTS) == 3
 
 
 def test_differential_against_gmssl():

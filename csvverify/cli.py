@@ -283,13 +283,13 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
     options = dg.DigestOptions(algorithm=algorithm, kernel_hashes=not no_kernel_hashes, vmsa=tuple(vmsa),
                                generation=generation)
     report_version = report_policy = None
-    source = "--match-measure"
+    subject = "the given measure"
     if match_report is not None:
         from csvverify.inputs import load_report
 
         report = load_report(match_report)
-        match_measure, report_version, report_policy, source = (report.measure, report.version, report.policy,
-                                                                match_report)
+        match_measure, report_version, report_policy = report.measure, report.version, report.policy
+        subject = f"the measure in {match_report}"
     progress = _DigestProgressBar()
     try:
         if match_measure is not None:
@@ -314,7 +314,7 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
             lines.append(dg.format_digest(result.digest, fmt))
         if match is not None:
             unexplained = not match.matched and not match.reproduced_by
-            match_text = dg.match_lines(match, source, fmt)
+            match_text = dg.match_lines(match, subject, fmt)
             if unexplained and not explain:
                 match_text += dg.explain_lines(result, fmt)
             lines += [f"# {line}" for line in match_text] if emit_policy else match_text

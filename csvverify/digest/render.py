@@ -39,13 +39,14 @@ def explain_lines(r: DigestResult, fmt: str = "hex") -> list[str]:
     return lines
 
 
-def match_lines(m: MatchResult, source: str, fmt: str = "hex") -> list[str]:
+def match_lines(m: MatchResult, subject: str, fmt: str = "hex") -> list[str]:
+    """``subject`` names the compared value, e.g. "the measure in report.cert"."""
     alg = m.result.algorithm
     if m.matched:
-        lines = [f"MATCH: the measure in {source} equals the expected {alg} digest",
+        lines = [f"MATCH: {subject} equals the expected {alg} digest",
                  _row("  measure", format_digest(m.measure, fmt))]
     else:
-        lines = [f"MISMATCH: the measure in {source} is not the expected {alg} digest of these inputs",
+        lines = [f"MISMATCH: {subject} is not the expected {alg} digest of these inputs",
                  _row("  measure", format_digest(m.measure, fmt)),
                  _row("  expected", format_digest(m.result.digest, fmt))]
         if m.reproduced_by:

@@ -371,7 +371,8 @@ def test_measure_must_be_32_bytes():
 def test_policy_snippet_is_valid_toml_even_with_hostile_names(tmp_path):
     fw_path = tmp_path / 'fw\n[[measurements]]\nvalue = "00"'
     fw_path.write_bytes(firmware_bytes())
-    r = launch_digest(fw_path, bzimage(), cmdline='x"\n[y]')
+    r = launch_digest(fw_path, bzimage(), cmdline='x"\n[y]\n')
     label = 'prod "image"\\ 2026-11\n\x7f été'
-    doc = tomllib.loads(policy_snippet(r, label))
-    assert doc == {"measurements": [{"value": r.hex, "label": label}]}
+    snippet = policy_snippet(r, label)
+    assert tomllib.loads(snippet) == {"measurements": [{"value": r.hex, "label": label}]}
+    assert "# warning: the cmdline ends with a newline" in snippet

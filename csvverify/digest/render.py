@@ -120,6 +120,7 @@ def policy_snippet(r: DigestResult, label: str) -> str:
         lines.append(f"#   cmdline {_printable(_text(r.cmdline or b''), quote=True)}")
         lines.append(f"#   kernel hashes {'on' if r.table else 'off'}")
     lines += [f"#   vmsa {_printable(p.name)}  sha256 {p.sha256.hex()}" for p in r.vmsa]
+    lines += [f"# warning: {_printable(w)}" for w in r.warnings]
     lines += ["[[measurements]]", f"value = {toml_string(r.hex)}", f"label = {toml_string(label)}"]
     return "\n".join(lines) + "\n"
 

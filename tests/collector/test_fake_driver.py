@@ -11,6 +11,7 @@ import stat
 
 import pytest
 from collector_support import run
+from csvverify.forge import Forge
 from csvverify.hashing import sm3
 
 REAL_MNONCE = "67c6697351ff4aec29cdbaabf2fbe346"
@@ -100,8 +101,7 @@ def test_extended_request_and_v1_answer(driver, tmp_path):
 
 
 def test_extended_answer_is_saved_as_a_page(driver, tmp_path, collector):
-    forge = pytest.importorskip("csvverify.forge")
-    f = forge.Forge()
+    f = Forge()
     mnonce = bytes.fromhex(REAL_MNONCE)
     answer = tmp_path / "v2.answer"
     answer.write_bytes(f.report(version=2, mnonce=mnonce, user_data=USER_DATA, page=True))

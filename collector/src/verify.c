@@ -178,7 +178,7 @@ static void check_expectations(struct run *r, const struct csv_verify_params *p)
     expect(r, "expect.measure", p->expect_measure, r->res->measure, 32);
     if (!p->expect_user_data && !p->expect_mnonce && !p->expect_measure)
         add(r, "expect", CSV_CHECK_WARN, CSV_OK,
-            "no expected user data, mnonce or measure given: the report is genuine but not shown to be yours%s",
+            "no expected user data, mnonce or measure given: nothing ties this report to your challenge or your image%s",
             r->res->version == 1 ? " (in V1 a changed anonce shifts every decoded field unnoticed)" : "");
 }
 

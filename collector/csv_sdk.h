@@ -151,7 +151,8 @@ struct csv_verify_result {
     unsigned char mnonce[CSV_MNONCE_LEN];
     unsigned char measure[32];
     unsigned int policy;
-    int anchored_to;                /* 0 none, 1 pinned Hygon HRK, 2 explicit trust root */
+    int anchored_to;                /* where the PEK's chain verified to: 0 nowhere (or not checked),
+                                       1 the pinned Hygon HRK, 2 the explicit trust root */
     unsigned int n_checks;
     struct csv_check checks[CSV_MAX_CHECKS];
 };

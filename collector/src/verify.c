@@ -84,23 +84,23 @@ static void check_pek_chain(struct run *r, const struct csv_verify_params *p, co
 
     struct csv_root_cert hsk, extra;
     char id_hex[33];
-    if (record(r, "chain.hsk.format", csv_parse_root_cert(p->hsk, &hsk), "HSK structure is valid") != CSV_OK)
+    int st = csv_parse_root_cert(p->hsk, &hsk);
+    if (st == CSV_OK && hsk.key_usage != CSV_USAGE_HSK)
+        st = csv_fail(CSV_ERR_SIGNATURE, "HSK key usage 0x%x is not 0x13", hsk.key_usage);
+    if (record(r, "chain.hsk.format", st, "HSK structure and usage are valid") != CSV_OK)
         return;
-    if (hsk.key_usage != CSV_USAGE_HSK) {
-        add(r, "chain.hsk.format", CSV_CHECK_FAIL, CSV_ERR_SIGNATURE, "HSK key usage 0x%x is not 0x13", hsk.key_usage);
-        return;
-    }
 
     const struct csv_pubkey *root = NULL;
+    int anchor = 0;
     hex(hsk.certifying_id, 16, id_hex);
     if (memcmp(hsk.certifying_id, csv_hrk_key_id, 16) == 0) {
         root = &csv_hrk_pubkey;
-        res->anchored_to = 1;
+        anchor = 1;
         add(r, "chain.root", CSV_CHECK_PASS, CSV_OK, "HSK issued by the pinned Hygon root key (key_id %s)", id_hex);
     } else if (p->trust_root && csv_parse_root_cert(p->trust_root, &extra) == CSV_OK
                && memcmp(hsk.certifying_id, extra.key_id, 16) == 0) {
         root = &extra.key;
-        res->anchored_to = 2;
+        anchor = 2;
         add(r, "chain.root", CSV_CHECK_WARN, CSV_OK,
             "anchored to the EXPLICIT trust root (key_id %s), NOT the Hygon root: valid only if you trust that key",
             id_hex);
@@ -113,21 +113,20 @@ static void check_pek_chain(struct run *r, const struct csv_verify_params *p, co
         return;
 
     struct csv_cert cek;
-    if (record(r, "chain.cek.format", csv_parse_cert(p->cek, &cek), "CEK structure is valid") != CSV_OK)
+    st = csv_parse_cert(p->cek, &cek);
+    if (st == CSV_OK && cek.pubkey_usage != CSV_USAGE_CEK)
+        st = csv_fail(CSV_ERR_SIGNATURE, "CEK key usage 0x%x is not 0x1004", cek.pubkey_usage);
+    if (record(r, "chain.cek.format", st, "CEK structure and usage are valid") != CSV_OK)
         return;
-    if (cek.pubkey_usage != CSV_USAGE_CEK) {
-        add(r, "chain.cek.format", CSV_CHECK_FAIL, CSV_ERR_SIGNATURE, "CEK key usage 0x%x is not 0x1004",
-            cek.pubkey_usage);
-        return;
-    }
     if (memcmp(cek.certifying_id, hsk.key_id, 16) != 0) {
         add(r, "chain.cek.issuer", CSV_CHECK_FAIL, CSV_ERR_SIGNATURE, "CEK certifying id is not the HSK key_id");
         return;
     }
     if (record(r, "chain.cek", csv_verify_cert_sig(&cek, CSV_USAGE_HSK, &hsk.key), "CEK signed by the HSK") != CSV_OK)
         return;
-    record(r, "chain.pek", csv_verify_cert_sig(pek, CSV_USAGE_CEK, &cek.key),
-           "PEK signed by the CEK of this chip");
+    if (record(r, "chain.pek", csv_verify_cert_sig(pek, CSV_USAGE_CEK, &cek.key), "PEK signed by the CEK of this chip")
+        == CSV_OK)
+        res->anchored_to = anchor;
 }
 
 static void check_mac(struct run *r, const uint8_t *raw, const struct csv_layout *l, const uint8_t *mnonce)

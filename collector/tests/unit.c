@@ -458,6 +458,7 @@ static void test_verify_real(void)
         int st = verify_attestation_report_ex(real_report, sizeof(real_report), &p, &r);
         CHECK(st == CSV_ERR_SIGNATURE || st == CSV_ERR_UNTRUSTED_ROOT, "flip at hsk_cek byte %zu: status %d",
               cert_flips[i], st);
+        CHECK(r.anchored_to == 0, "a broken chain anchors nothing (flip at %zu)", cert_flips[i]);
     }
 
     /* A correctly collected (blanked) report: MAC not checkable, verdict still good. */

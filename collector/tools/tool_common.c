@@ -80,6 +80,12 @@ ssize_t tool_read_file(const char *path, uint8_t *out, size_t max)
     FILE *f = fopen(path, "rb");
     if (!f)
         return -1;
+    struct stat st = {0};
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        errno = S_ISDIR(st.st_mode) ? EISDIR : ESPIPE;
+        return -1;
+    }
     size_t n = fread(out, 1, max, f);
     int err = ferror(f) ? EIO : 0;
     if (!err && fgetc(f) != EOF)
@@ -90,6 +96,16 @@ ssize_t tool_read_file(const char *path, uint8_t *out, size_t max)
         return -1;
     }
     return (ssize_t)n;
+}
+
+const char *tool_read_problem(int err)
+{
+    switch (err) {
+    case EFBIG: return "file too large";
+    case EISDIR: return "is a directory";
+    case ESPIPE: return "not a regular file";
+    default: return strerror(err);
+    }
 }
 
 int tool_write_file(const char *path, const uint8_t *data, size_t len, mode_t mode)
@@ -124,8 +140,7 @@ size_t tool_hex_or_file(const char *option, const char *usage, const char *value
     if (value[0] == '@') {
         ssize_t n = tool_read_file(value + 1, out, max);
         if (n < 0)
-            tool_die(EXIT_INPUT, "%s: cannot read %s: %s", option, value + 1,
-                     errno == EFBIG ? "file too large" : strerror(errno));
+            tool_die(EXIT_INPUT, "%s: cannot read %s: %s", option, value + 1, tool_read_problem(errno));
         return (size_t)n;
     }
     ssize_t n = tool_parse_hex(value, out, max);

@@ -23,8 +23,10 @@ void tool_usage_error(const char *usage, const char *fmt, ...) __attribute__((fo
 ssize_t tool_parse_hex(const char *text, uint8_t *out, size_t max);
 void tool_hex(const uint8_t *p, size_t n, char *out);
 
-/* Read a whole file of at most `max` bytes; -1 with errno (EFBIG when larger). */
+/* Read a whole regular file of at most `max` bytes; -1 with errno (EFBIG when larger, EISDIR for a
+ * directory, ESPIPE for anything else that is not a regular file). */
 ssize_t tool_read_file(const char *path, uint8_t *out, size_t max);
+const char *tool_read_problem(int err); /* the reason for one of tool_read_file's errno values */
 /* Create or truncate `path` with exactly `mode` (also when it already exists); 0 or -1 with errno. */
 int tool_write_file(const char *path, const uint8_t *data, size_t len, mode_t mode);
 

@@ -76,7 +76,7 @@ static void read_collateral(const char *what, const char *path, uint8_t *out, si
 {
     ssize_t n = tool_read_file(path, out, len);
     if (n < 0 && errno != EFBIG)
-        tool_die(EXIT_COLLATERAL, "%s: cannot read %s: %s", what, path, strerror(errno));
+        tool_die(EXIT_COLLATERAL, "%s: cannot read %s: %s", what, path, tool_read_problem(errno));
     if (n != (ssize_t)len)
         tool_die(EXIT_COLLATERAL, "%s: %s is not a %zu-byte certificate file", what, path, len);
 }
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     ssize_t n = tool_read_file(a.report, report, sizeof(report));
     if (n < 0)
         tool_die(EXIT_INPUT, "cannot read report %s: %s", a.report,
-                 errno == EFBIG ? "larger than a 4096-byte page, not a raw report" : strerror(errno));
+                 errno == EFBIG ? "larger than a 4096-byte page, not a raw report" : tool_read_problem(errno));
 
     p.verify_chain = a.chain;
     if (a.hsk_cek)
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
         /* A bad --trust-root is a bad input (class 1), as in the Python verifier. */
         ssize_t len = tool_read_file(a.trust_root, root, sizeof(root));
         if (len < 0 && errno != EFBIG)
-            tool_die(EXIT_INPUT, "--trust-root: cannot read %s: %s", a.trust_root, strerror(errno));
+            tool_die(EXIT_INPUT, "--trust-root: cannot read %s: %s", a.trust_root, tool_read_problem(errno));
         if (csv_check_trust_root(root, len < 0 ? 0 : (unsigned)len) != CSV_OK)
             tool_die(EXIT_INPUT, "--trust-root %s: %s", a.trust_root, csv_last_error());
         p.trust_root = root, p.trust_root_len = (unsigned)len;

@@ -108,10 +108,13 @@ def test_help_exits_0(collector):
     (None, "No such file"),
     (b"x" * 100, "100 bytes is not a raw report"),
     (b"x" * 5000, "larger than a 4096-byte page"),
+    ("dir", "is a directory"),
 ])
 def test_verify_unreadable_report_is_class_1(collector, tmp_path, content, message):
     path = tmp_path / "report.cert"
-    if content is not None:
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content)
     line = _one_line_error(run([collector / "verify-attestation", path]), "verify-attestation")
     assert message in line

@@ -5,6 +5,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
@@ -118,8 +119,10 @@ int csv_sm2_verify(const struct csv_pubkey *key, const uint8_t *msg, size_t msg_
         return csv_fail(CSV_ERR_SIGNATURE, "signer uid longer than 254 bytes");
 
     EVP_PKEY *pkey = sm2_public_key(key);
-    if (!pkey)
+    if (!pkey) {
+        ERR_clear_error();
         return csv_fail(CSV_ERR_SIGNATURE, "signer public key is not a point on the SM2 curve");
+    }
 
     uint8_t *der = NULL;
     int der_len = 0;
@@ -138,5 +141,6 @@ int csv_sm2_verify(const struct csv_pubkey *key, const uint8_t *msg, size_t msg_
     OPENSSL_free(der);
     EVP_MD_CTX_free(md);
     EVP_PKEY_free(pkey);
+    ERR_clear_error(); /* a failed verification is a result, not an error for the caller's queue */
     return status;
 }

@@ -5,6 +5,7 @@ Exit classes (worst wins across inputs): 0 all passed · 1 unreadable or unparse
 """
 
 import functools
+import json
 from pathlib import Path
 
 import click
@@ -186,6 +187,152 @@ def show(input_path, report_version, as_json):
     report = parse_evidence(evidence, input_path, int(report_version) if report_version else None)
     render = report_json if as_json else report_text
     click.echo(render(report, evidence.container, input_path))
+
+
+@cli.group()
+def certs():
+    """The offline trust store: HSK/CEK collateral and explicitly trusted roots.
+
+    Stored under $CSVVERIFY_HOME/certs with provenance. `certs fetch` is the only
+    command of csvverify that opens a network connection.
+
+    \b
+    csvverify certs import /opt/hygon/csv/hsk_cek/      # files, directories or a bundle
+    csvverify certs import --root test-root.cert         # trust a (test) root explicitly
+    csvverify certs list [--json]
+    csvverify certs show hsk_cek.cert
+    csvverify certs export bundle.tar
+    csvverify certs fetch --chip-id NZA9T14052605
+    """
+
+
+def _import_summary(result, as_json: bool) -> int:
+    from dataclasses import asdict
+
+    if as_json:
+        click.echo(json.dumps({"imported": [asdict(e) for e in result.imported],
+                               "unchanged": [asdict(e) for e in result.unchanged],
+                               "refused": [{"what": w, "why": y} for w, y in result.refused]}, indent=2))
+    else:
+        for e in result.imported:
+            trust = "UNTRUSTED (kept, never used)" if e.untrusted else "verified"
+            click.echo(f"imported: {e.kind} chip {e.chip_id or '-'} sha256 {e.sha256[:16]}… {trust}  from {e.source}")
+        for e in result.unchanged:
+            click.echo(f"already stored: {e.kind} chip {e.chip_id or '-'} sha256 {e.sha256[:16]}…")
+        for what, why in result.refused:
+            click.echo(f"refused: {what}: {why}", err=True)
+    return 1 if result.refused else 0
+
+
+@certs.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--chip-id", help="File the collateral under this chip id (default: from a <chip>/hsk_cek.cert path).")
+@click.option("--root", "as_root", is_flag=True, help="The file is a self-signed root to trust explicitly from now on.")
+@click.option("--untrusted", is_flag=True, help="Keep collateral that does not chain to a trusted root (never used).")
+@click.option("--trust-root", "trust_roots", multiple=True, type=click.Path(path_type=Path),
+              help="Check the collateral against this extra root too (it is not stored).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@translate_errors
+def certs_import(ctx, paths, chip_id, as_root, untrusted, trust_roots, as_json):
+    """Import hsk_cek.cert files, directories of them, or a bundle; every certificate is verified."""
+    from csvverify.store import CertStore, ImportResult
+
+    store = CertStore()
+    result = ImportResult()
+    for path in paths:
+        part = store.import_path(path, _roots(trust_roots, store), chip_id=chip_id, untrusted=untrusted,
+                                 as_root=as_root)
+        result.imported += part.imported
+        result.unchanged += part.unchanged
+        result.refused += part.refused
+    ctx.exit(_import_summary(result, as_json))
+
+
+def _roots(trust_roots, store):
+    from csvverify.inputs import read_input
+    from csvverify.trust import TrustRoots
+
+    roots = TrustRoots()
+    for path in trust_roots:
+        roots = roots.with_extra(read_input(path), str(path))
+    return store.trust_roots(roots)
+
+
+@certs.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema csvverify/certstore/v1).")
+@translate_errors
+def certs_list(as_json):
+    """List stored collateral and roots with their provenance."""
+    from dataclasses import asdict
+
+    from csvverify.store import SCHEMA, CertStore
+
+    store = CertStore()
+    entries = store.entries()
+    if as_json:
+        click.echo(json.dumps({"schema": SCHEMA, "store": str(store.dir),
+                               "entries": [asdict(e) | {"trusted": e.trusted} for e in entries]}, indent=2))
+        return
+    if not entries:
+        click.echo(f"the trust store at {store.dir} is empty")
+        return
+    for e in entries:
+        state = "trusted" if e.trusted else ("UNTRUSTED" if e.untrusted else "FAILED CHECK")
+        click.echo(f"{e.kind:<8} {e.chip_id or '-':<18} {e.sha256[:16]}…  {state:<9} {e.imported_at}  {e.source}")
+
+
+@certs.command(name="show")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--trust-root", "trust_roots", multiple=True, type=click.Path(path_type=Path),
+              help="Also accept this root when checking the chain.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@translate_errors
+def certs_show(path, trust_roots, as_json):
+    """Decode a certificate file (HRK/HSK 832 B, CEK/PEK 2084 B, hsk_cek 2916 B) and check what it chains to."""
+    from csvverify.inputs import read_input
+    from csvverify.render import certificate_report
+    from csvverify.store import CertStore
+
+    store = CertStore()
+    click.echo(certificate_report(read_input(path), str(path), _roots(trust_roots, store), as_json))
+
+
+@certs.command(name="export")
+@click.argument("out", type=click.Path(path_type=Path))
+@translate_errors
+def certs_export(out):
+    """Write every stored certificate and its provenance into one tar bundle (for air-gapped sites)."""
+    from csvverify.store import CertStore
+
+    count = CertStore().export_bundle(out)
+    click.echo(f"wrote {count} entries to {out}")
+
+
+@certs.command(name="fetch")
+@click.option("--chip-id", required=True, help="The chip id (serial number) printed by `csvverify show`.")
+@click.option("--kds-url", envvar="CSVVERIFY_KDS_URL", default="https://cert.hygon.cn", show_default=True,
+              help="Base URL of the Hygon KDS (env CSVVERIFY_KDS_URL).")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per attempt.")
+@click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True, help="Retries after the first attempt.")
+@click.option("--trust-root", "trust_roots", multiple=True, type=click.Path(path_type=Path),
+              help="Also accept this root when checking the download.")
+@click.pass_context
+@translate_errors
+def certs_fetch(ctx, chip_id, kds_url, timeout, retries, trust_roots):
+    """Download HSK/CEK for a chip from the Hygon KDS, verify it, and store it. The only networked command."""
+    from csvverify.kds import fetch_hsk_cek
+    from csvverify.store import CertStore
+
+    store = CertStore()
+    roots = _roots(trust_roots, store)
+    data, url = fetch_hsk_cek(chip_id, kds_url, timeout=timeout, retries=retries)
+    result = store.add_hsk_cek(data, f"url {url}", chip_id, roots)
+    if result.refused:
+        for _, why in result.refused:
+            click.echo(f"Error: the KDS answer for chip {chip_id} was not stored: {why}", err=True)
+        ctx.exit(4)
+    _import_summary(result, False)
 
 
 # -- more command families are added below this line --

@@ -1,21 +1,33 @@
-"""Finding HSK/CEK certificates for --chain on the local disk (never on the network).
+"""Finding HSK/CEK certificates for --chain, on the local disk only (never on the network).
 
-Sources, in order: explicit files (--hsk-cek, or --hsk with --cek), then a directory given with --certs
-(``DIR/<chip id>/hsk_cek.cert``, then ``DIR/hsk_cek.cert``). Explicit files that are unusable stop the
-command with a clear error; a directory entry that is unusable is reported in the verdict.
+Lookup order: explicit files (--hsk-cek, or --hsk with --cek) → a directory given with --certs
+(``DIR/<chip id>/hsk_cek.cert``, then ``DIR/hsk_cek.cert``) → the trust store → the paths other tools
+use (``/opt/hygon/csv/hsk_cek/<chip>/hsk_cek.cert``, ``/opt/csv/hsk_cek/<chip>/hsk_cek.cert``) →
+certificates carried inside the evidence. Every result says where it came from; explicit files that
+are unusable stop the command with a clear error, other unusable files are reported in the verdict.
 """
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from csvverify.certs import CSV_CERT_SIZE, HSK_CEK_SIZE, ROOT_CERT_SIZE
+from csvverify import sm2
+from csvverify.certs import CSV_CERT_SIZE, HSK_CEK_SIZE, ROOT_CERT_SIZE, USAGE_CEK, CsvCert, parse_csv_cert
 from csvverify.errors import CollateralError, InputError
+from csvverify.evidence import Envelope
 from csvverify.inputs import read_input
 from csvverify.verify import Collateral
 
 # Chip ids come from the (unsigned) report: only plain names may become path components.
 _SAFE_CHIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STANDARD_PATHS = ("/opt/hygon/csv/hsk_cek/{chip}/hsk_cek.cert", "/opt/csv/hsk_cek/{chip}/hsk_cek.cert")
+
+
+def standard_paths() -> list[str]:
+    """Path templates of other tools' caches; CSVVERIFY_CERT_PATHS (os.pathsep-separated) replaces them."""
+    configured = os.environ.get("CSVVERIFY_CERT_PATHS")
+    return [p for p in configured.split(os.pathsep) if p] if configured is not None else list(STANDARD_PATHS)
 
 
 @dataclass(frozen=True)
@@ -26,8 +38,12 @@ class CollateralOptions:
     certs_dir: Path | None = None
 
     @property
+    def explicit_files(self) -> bool:
+        return any((self.hsk_cek, self.hsk, self.cek))
+
+    @property
     def given(self) -> bool:
-        return any((self.hsk_cek, self.hsk, self.cek, self.certs_dir))
+        return self.explicit_files or self.certs_dir is not None
 
 
 def _read_sized(path: Path, size: int, what: str) -> bytes:
@@ -41,57 +57,83 @@ def _read_sized(path: Path, size: int, what: str) -> bytes:
     return data
 
 
-class ExplicitCollateral:
-    """Collateral named by flags, read once and shared by every input of a command."""
+def _split(blob: bytes, source: str, chip_id: str | None = None, from_evidence: bool = False) -> Collateral:
+    return Collateral(blob[:ROOT_CERT_SIZE], blob[ROOT_CERT_SIZE:], source, source, chip_id=chip_id,
+                      from_evidence=from_evidence)
 
-    def __init__(self, options: CollateralOptions):
+
+def cek_signs(pek: CsvCert):
+    """A predicate: does this CEK (2084 bytes) carry the key that signed the PEK?"""
+    def check(cek_raw: bytes) -> bool:
+        try:
+            cek = parse_csv_cert(cek_raw)
+        except InputError:
+            return False
+        return any(sm2.verify(cek.key, cek.uid, pek.signed_bytes, slot.signature.r, slot.signature.s)
+                   for slot in pek.slots_for(USAGE_CEK))
+    return check
+
+
+class CollateralFinder:
+    """Reads explicit files once; looks up the rest per report."""
+
+    def __init__(self, options: CollateralOptions, store=None):
         if options.hsk_cek and (options.hsk or options.cek):
             raise CollateralError("--hsk-cek cannot be combined with --hsk/--cek", hint="give one or the other")
         if bool(options.hsk) != bool(options.cek):
             raise CollateralError("--hsk and --cek must be given together", hint="or use --hsk-cek FILE")
+        if options.certs_dir and not options.certs_dir.is_dir():
+            raise CollateralError(f"{options.certs_dir}: --certs needs a directory",
+                                  hint="a folder holding <chip id>/hsk_cek.cert or hsk_cek.cert")
         self.options = options
+        self.store = store
         self.fixed: Collateral | None = None
         if options.hsk_cek:
-            blob = _read_sized(options.hsk_cek, HSK_CEK_SIZE, "an hsk_cek.cert")
-            src = f"{options.hsk_cek} (--hsk-cek)"
-            self.fixed = Collateral(blob[:ROOT_CERT_SIZE], blob[ROOT_CERT_SIZE:], src, src)
+            self.fixed = _split(_read_sized(options.hsk_cek, HSK_CEK_SIZE, "an hsk_cek.cert"),
+                                f"{options.hsk_cek} (--hsk-cek)")
         elif options.hsk and options.cek:
             self.fixed = Collateral(_read_sized(options.hsk, ROOT_CERT_SIZE, "an HSK certificate"),
                                     _read_sized(options.cek, CSV_CERT_SIZE, "a CEK certificate"),
                                     f"{options.hsk} (--hsk)", f"{options.cek} (--cek)")
-        if options.certs_dir and not options.certs_dir.is_dir():
-            raise CollateralError(f"{options.certs_dir}: --certs needs a directory",
-                                  hint="a folder holding <chip id>/hsk_cek.cert or hsk_cek.cert")
 
-    def for_chip(self, chip_id: str) -> Collateral:
+    def find(self, chip_id: str, pek: CsvCert | None = None, envelope: Envelope | None = None) -> Collateral:
         if self.fixed is not None:
             return self.fixed
         looked: list[str] = []
+        safe = bool(_SAFE_CHIP_ID.match(chip_id)) and chip_id not in (".", "..")
+        if not safe:
+            looked.append(f"chip-keyed paths skipped: chip id {chip_id!r} is not a plain name")
         if self.options.certs_dir:
-            found = _from_dir(self.options.certs_dir, chip_id, looked)
-            if found is not None:
+            root = self.options.certs_dir
+            candidates = ([(root / chip_id / "hsk_cek.cert", chip_id)] if safe else []) + [(root / "hsk_cek.cert", None)]
+            found = self._first_file(candidates, "--certs", looked)
+            if found:
                 return found
-        if not self.options.given:
-            looked.append("no place: --chain needs --hsk-cek FILE, --hsk and --cek, or --certs DIR")
+        if self.store is not None:
+            found = self.store.find(chip_id, cek_signs(pek) if pek is not None else None)
+            if found:
+                return found
+            looked.append(f"the trust store ({self.store.dir})")
+        if safe:
+            found = self._first_file([(Path(t.format(chip=chip_id)), chip_id) for t in standard_paths()],
+                                     "standard path", looked)
+            if found:
+                return found
+        if envelope is not None and envelope.hsk_cek is not None:
+            return _split(envelope.hsk_cek, f"the evidence itself ({envelope.shape})", from_evidence=True)
+        looked.append("the evidence (it carries no HSK/CEK)")
         return Collateral(looked_in=tuple(looked))
 
-
-def _from_dir(root: Path, chip_id: str, looked: list[str]) -> Collateral | None:
-    candidates = []
-    if _SAFE_CHIP_ID.match(chip_id) and chip_id not in (".", ".."):
-        candidates.append(root / chip_id / "hsk_cek.cert")
-    else:
-        looked.append(f"{root}/<chip id> skipped: chip id {chip_id!r} is not a plain name")
-    candidates.append(root / "hsk_cek.cert")
-    for path in candidates:
-        if not path.is_file():
-            looked.append(str(path))
-            continue
-        try:
-            blob = _read_sized(path, HSK_CEK_SIZE, "an hsk_cek.cert")
-        except CollateralError as exc:
-            looked.append(f"{path} (unusable: {exc.message})")
-            continue
-        src = f"{path} (--certs)"
-        return Collateral(blob[:ROOT_CERT_SIZE], blob[ROOT_CERT_SIZE:], src, src)
-    return None
+    @staticmethod
+    def _first_file(candidates, how: str, looked: list[str]) -> Collateral | None:
+        for path, chip in candidates:
+            if not path.is_file():
+                looked.append(str(path))
+                continue
+            try:
+                blob = _read_sized(path, HSK_CEK_SIZE, "an hsk_cek.cert")
+            except CollateralError as exc:
+                looked.append(f"{path} (unusable: {exc.message})")
+                continue
+            return _split(blob, f"{path} ({how})", chip_id=chip)
+        return None

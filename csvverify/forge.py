@@ -8,6 +8,7 @@ the docs. Signatures are made with gmssl (an independent SM2 implementation) by 
     python -m csvverify.forge samples/      # regenerate the bundled samples
 """
 
+import json
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -195,6 +196,50 @@ class Forge:
         raw += mac
         assert len(raw) == (V1_SIZE if version == 1 else EXT_SIZE)
         return bytes(raw).ljust(PAGE_SIZE, b"\0") if page else bytes(raw)
+
+
+    # -- evidence envelopes (shapes described in csvverify/evidence.py) ------------------------------
+
+    def evidence(self, shape: str, version: int = 1, *, chip_id: str = DEFAULT_CHIP, with_certs: bool = True,
+                 serial_number: str | None = None, **report_args) -> bytes:
+        """Evidence as collectors ship it: shape "coco" (JSON wrapper), "legacy" (older serde JSON) or
+        "rats-tls" (binary blob). The sealing-key field is blanked, as those collectors do."""
+        from csvverify.evidence import CA_FIELDS, CSV_FIELDS, V1_BODY_FIELDS, cert_to_serde
+
+        raw = bytearray(self.report(version, chip_id=chip_id, sealing_key=bytes(32), **report_args))
+        serial = list((chip_id if serial_number is None else serial_number).encode().ljust(64, b"\0"))
+        hsk_cek = self.hsk_cek(chip_id)
+        pek_serde = cert_to_serde(self.pek_cert(chip_id), CSV_FIELDS)
+        certs = {"hsk": cert_to_serde(hsk_cek[:832], CA_FIELDS), "cek": cert_to_serde(hsk_cek[832:], CSV_FIELDS)}
+        if shape == "rats-tls":
+            if version != 1:
+                raise ValueError("rats-tls evidence carries V1 reports")
+            return bytes(raw).ljust(PAGE_SIZE, b"\0") + hsk_cek + len(hsk_cek).to_bytes(4, "little")
+        if shape == "coco":
+            if version == 1:  # csv-rs de-obfuscates the PEK and chip id in place
+                raw[336:2484] = deobfuscate_v1(bytes(raw))[336:2484]
+            magic = list(b"ATTESTATION_EXT\0") if version > 1 else [0] * 16
+            doc = {"attestation_report": {"magic": magic, "flags": {1: 0, 2: 1, 3: 3}[version],
+                                          "data": list(bytes(raw).ljust(PAGE_SIZE, b"\0"))},
+                   "cert_chain": {"pek": pek_serde, "hsk_cek": certs if with_certs else None},
+                   "serial_number": serial, "cc_eventlog": None}
+        elif shape == "legacy":
+            if version != 1:
+                raise ValueError("the legacy serde shape carries V1 reports")
+            body, off = {}, 0
+            for name, size in V1_BODY_FIELDS:
+                body[name] = list(raw[off:off + size])
+                off += size
+            body["policy"] = int.from_bytes(raw[176:180], "little")
+            report = {"body": body, "sig_usage": int.from_bytes(raw[180:184], "little"),
+                      "sig_algo": int.from_bytes(raw[184:188], "little"),
+                      "anonce": int.from_bytes(raw[188:192], "little"),
+                      "sig": {"r": list(raw[192:264]), "s": list(raw[264:336])}}
+            chain = {"pek": pek_serde, **(certs if with_certs else {})}
+            doc = {"attestation_report": report, "cert_chain": chain, "serial_number": serial}
+        else:
+            raise ValueError("shape is coco, legacy or rats-tls")
+        return json.dumps(doc).encode()
 
 
 def write_samples(out: Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 ``read_input`` is the only place that opens evidence files: it refuses what is not a regular file and
 never reads more than ``MAX_INPUT`` bytes. ``decode_container`` is pure: it recognises raw reports,
-4096-byte pages, the csv-rs binary wrapper and hex or base64 text of any of these.
+4096-byte pages, the csv-rs binary wrapper, rats-tls evidence, JSON evidence (``csvverify.evidence``)
+and hex or base64 text of the binary forms.
 """
 
 import base64
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from csvverify.errors import InputError
+from csvverify.evidence import RATS_TLS_SIZE, Envelope, decode_json, decode_rats_tls
 from csvverify.report import EXT_MAGIC, EXT_SIZE, PAGE_SIZE, V1_SIZE, Report, parse_report
 
 MAX_INPUT = 1 << 20  # far above any report container; keeps a stray huge file from being read whole
 WRAPPER_SIZE = 16 + 4 + PAGE_SIZE  # csv-rs {magic[16], flags u32, data[4096]}
-_BINARY_SIZES = (V1_SIZE, EXT_SIZE, PAGE_SIZE, WRAPPER_SIZE)
+_BINARY_SIZES = (V1_SIZE, EXT_SIZE, PAGE_SIZE, WRAPPER_SIZE, RATS_TLS_SIZE)
 _WRAPPER_FLAGS = {0: 1, 1: 2, 3: 3}  # flags → report version when the magic is ATTESTATION_EXT
 _CERT_SIZES = {832: "an HRK/HSK certificate", 2084: "a CEK/PEK certificate", 2916: "an hsk_cek.cert (HSK ‖ CEK)"}
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | frozenset(b"\t\r\n")
@@ -33,6 +35,7 @@ class Evidence:
     container: str
     version: int | None = None  # when the container states the layout
     version_source: str | None = None
+    envelope: Envelope | None = None  # what an evidence envelope claims besides the report
 
 
 def read_input(path: str | os.PathLike) -> bytes:
@@ -73,6 +76,11 @@ def _check_read(data: bytes, name: str) -> bytes:
 
 def decode_container(data: bytes, source: str) -> Evidence:
     """Recognise the container by content; text (hex or base64) is decoded once, then must be binary."""
+    if data.lstrip()[:1] == b"{":
+        report, version, how, envelope = decode_json(bytes(data), source)
+        if len(report) not in (V1_SIZE, EXT_SIZE, PAGE_SIZE):
+            raise InputError(f"{source}: the report inside the JSON is {len(report)} bytes, not a report size")
+        return Evidence(report, envelope.shape, version, how, envelope)
     if len(data) in _BINARY_SIZES and not _looks_textual(data):
         return _binary(data, source, "")
     if not _looks_textual(data):
@@ -80,12 +88,10 @@ def decode_container(data: bytes, source: str) -> Evidence:
             raise InputError(f"{source}: {len(data)} bytes looks like {_CERT_SIZES[len(data)]}, not a report",
                              hint="certificates go to --hsk-cek, --hsk, --cek or --trust-root")
         raise InputError(f"{source}: {len(data)} bytes is not a report container (V1 report {V1_SIZE}, V2/V3 report "
-                         f"{EXT_SIZE}, page {PAGE_SIZE}, wrapper {WRAPPER_SIZE} bytes, or their hex/base64 text)",
+                         f"{EXT_SIZE}, page {PAGE_SIZE}, wrapper {WRAPPER_SIZE}, rats-tls evidence {RATS_TLS_SIZE} "
+                         f"bytes, their hex/base64 text, or JSON evidence)",
                          hint="check the file is a report and not truncated or padded")
     stripped = bytes(data).strip()
-    if stripped.startswith(b"{"):
-        raise InputError(f"{source}: JSON evidence is not supported by this version",
-                         hint="extract the report bytes (raw, hex or base64) from the JSON")
     candidates = _decode_text(stripped)
     if not candidates:
         raise InputError(f"{source}: text that is neither hex nor valid base64",
@@ -95,7 +101,7 @@ def decode_container(data: bytes, source: str) -> Evidence:
             return _binary(decoded, source, f"{kind} text of ")
     decoded, kind = candidates[0]
     raise InputError(f"{source}: {kind} text decodes to {len(decoded)} bytes, which is not a report size "
-                     f"({V1_SIZE}, {EXT_SIZE}, {PAGE_SIZE} or {WRAPPER_SIZE})")
+                     f"({', '.join(map(str, _BINARY_SIZES))})")
 
 
 def _looks_textual(data: bytes) -> bool:
@@ -117,6 +123,9 @@ def _decode_text(text: bytes) -> list[tuple[bytes, str]]:
 
 
 def _binary(data: bytes, source: str, prefix: str) -> Evidence:
+    if len(data) == RATS_TLS_SIZE:
+        page, envelope = decode_rats_tls(data, source)
+        return Evidence(page, prefix + envelope.shape, envelope=envelope)
     if len(data) == WRAPPER_SIZE:
         magic, flags = data[:16], int.from_bytes(data[16:20], "little")
         if magic == bytes(16):

@@ -126,3 +126,59 @@ def report_json(report: Report, container: str, name: str) -> str:
     except InputError as exc:
         fields["pek"] = {"error": exc.message}
     return json.dumps({"schema": "csvverify/report/v1", "input": name, "report": fields}, indent=2)
+
+
+def _root_rows(cert, name: str) -> list[tuple[str, str]]:
+    return [
+        (f"{name}.version", str(cert.version)),
+        (f"{name}.key_id", cert.key_id.hex()),
+        (f"{name}.certifying_id", cert.certifying_id.hex()),
+        (f"{name}.key_usage", f"{cert.key_usage:#06x} ({usage_name(cert.key_usage)})"),
+        (f"{name}.curve_id", str(cert.curve_id)),
+        (f"{name}.uid", repr(cert.uid_text)),
+        (f"{name}.qx", f"{cert.key.x:064x}"),
+        (f"{name}.qy", f"{cert.key.y:064x}"),
+    ]
+
+
+def certificate_report(data: bytes, name: str, roots, as_json: bool) -> str:
+    """Decode a certificate file and say what it is and what it chains to."""
+    from csvverify.certs import (CSV_CERT_SIZE, HSK_CEK_SIZE, ROOT_CERT_SIZE, parse_csv_cert, parse_root_cert)
+    from csvverify.trust import is_pinned, key_fingerprint, self_signed_root_problems
+    from csvverify.verify import Collateral, check_collateral
+
+    rows: list[tuple[str, str]] = [("file", name), ("size", f"{len(data)} bytes")]
+    if len(data) == ROOT_CERT_SIZE:
+        cert = parse_root_cert(data, name)
+        rows += _root_rows(cert, "cert")
+        rows.append(("fingerprint", key_fingerprint(cert.key, cert.uid)))
+        if cert.key_id == cert.certifying_id:
+            problems = self_signed_root_problems(cert)
+            verdict = ("the pinned Hygon root key" if is_pinned(cert) and not problems else
+                       "a self-signed root that is NOT the pinned Hygon root: not trusted unless named with "
+                       "--trust-root" if not problems else "an invalid self-signed root: " + "; ".join(problems))
+        else:
+            root = roots.for_key_id(cert.certifying_id)
+            verdict = (f"issued by {root.describe()}" if root else
+                       f"issued by key id {cert.certifying_id.hex()}, which is not a trusted root")
+        rows.append(("verdict", verdict))
+    elif len(data) == CSV_CERT_SIZE:
+        cert = parse_csv_cert(data, name)
+        rows += _cert_lines(cert, "cert")
+        rows.append(("verdict", "a CSV certificate; its signer's certificate is needed to check it "
+                                "(for a CEK: pass the hsk_cek.cert)"))
+    elif len(data) == HSK_CEK_SIZE:
+        hsk, cek = parse_root_cert(data[:ROOT_CERT_SIZE], name), parse_csv_cert(data[ROOT_CERT_SIZE:], name)
+        rows += _root_rows(hsk, "hsk") + _cert_lines(cek, "cek")
+        checks, problems = check_collateral(Collateral(hsk.raw, cek.raw, name, name), roots)
+        rows += [(f"check {c.id}", f"{c.status.value}: {c.reason}") for c in checks.checks
+                 if c.status is not Status.SKIPPED]
+        rows.append(("verdict", "chains to " + checks.check("root.pinned").reason.removeprefix("the HSK's issuer is ")
+                     if not problems else "does NOT chain to a trusted root"))
+    else:
+        raise InputError(f"{name}: {len(data)} bytes is not a certificate (832 HRK/HSK, 2084 CEK/PEK, "
+                         f"2916 hsk_cek)")
+    if as_json:
+        return json.dumps({"schema": "csvverify/certificate/v1", "fields": dict(rows)}, indent=2)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -52,6 +52,7 @@ CHECKS: dict[str, tuple[ExitClass, str]] = {
     "pek.usage": (ExitClass.SIGNATURE, "the report's PEK is an SM2 key with usage PEK, well encoded"),
     "pek.signature": (ExitClass.SIGNATURE, "the CEK signed the PEK"),
     "pek.oca": (ExitClass.SIGNATURE, "the platform owner's (OCA) signature on the PEK"),
+    "chip.binding": (ExitClass.SIGNATURE, "the chip ids of report, envelope and certificate lookup agree"),
     "report.signature_fields": (ExitClass.SIGNATURE, "sig_usage is PEK and sig_algo is SM2"),
     "report.signature": (ExitClass.SIGNATURE, "the PEK signed the report"),
     "report.mac": (ExitClass.SIGNATURE, "the HMAC-SM3 over the signer block matches"),

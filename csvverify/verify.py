@@ -43,6 +43,18 @@ class Collateral:
     hsk_source: str = ""
     cek_source: str = ""
     looked_in: tuple[str, ...] = ()  # places searched, for the hint when something is missing
+    chip_id: str | None = None  # the chip id the certificates were filed under, when there was one
+    from_evidence: bool = False  # supplied by the evidence itself (the prover), not by the verifier
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What an evidence envelope says besides the report (checked against the report's own copies)."""
+
+    shape: str = ""
+    serial_number: str | None = None
+    pek: bytes | None = None
+    pek_from_envelope: bool = False  # the report's PEK slot was filled from the envelope (legacy JSON)
 
 
 def _hex(b: bytes, limit: int = 16) -> str:
@@ -116,10 +128,10 @@ def _slot_signature(b: VerdictBuilder, check_id: str, cert: CsvCert, signer_usag
     return False
 
 
-def _chain(b: VerdictBuilder, report: Report, collateral: Collateral | None,
+def _chain(b: VerdictBuilder, chip_id: str, collateral: Collateral | None,
            roots: TrustRoots) -> tuple[RootCert | None, CsvCert | None]:
     """Root → HSK → CEK checks. Returns the HSK and CEK that could be parsed (the CEK's key signs the PEK)."""
-    chip = report.chip_id or "(empty chip id)"
+    chip = chip_id or "(empty chip id)"
     missing = [name for name, blob in (("HSK", collateral and collateral.hsk), ("CEK", collateral and collateral.cek))
                if blob is None]
     if missing:
@@ -190,7 +202,8 @@ def _root_check(b: VerdictBuilder, hsk: RootCert, roots: TrustRoots) -> TrustedR
     if root is None:
         b.add("root.pinned", FAIL,
               f"the HSK's issuer key id {hsk.certifying_id.hex()} is not the pinned Hygon root key "
-              f"({PINNED_HRK.key_id.hex()}) nor a root given with --trust-root; a self-signed root is never trusted")
+              f"({PINNED_HRK.key_id.hex()}) nor a root trusted explicitly (--trust-root, certs import --root); "
+              "a self-signed root is never trusted")
         return None
     b.add("root.pinned", PASS, f"the HSK's issuer is {root.describe()}")
     if not root.pinned:
@@ -278,7 +291,7 @@ def _expect(b: VerdictBuilder, check_id: str, label: str, option: str, actual: b
 
 def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: TrustRoots = TrustRoots(),
            chain: bool = False, collateral: Collateral | None = None,
-           expect: Expectations = Expectations()) -> Verdict:
+           expect: Expectations = Expectations(), claims: Claims = Claims()) -> Verdict:
     b = VerdictBuilder(input_name, input_sha256)
     size_note = f" in a {len(report.raw) + len(report.trailing)}-byte page" if report.trailing else ""
     b.add("format", PASS, f"V{report.version} report, {len(report.raw)} bytes{size_note} ({report.layout_source})")
@@ -288,7 +301,7 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
         b.finding("signer-block-cleared", "info", "the PEK and chip id were already de-obfuscated by the collector "
                                                   "(the CoCo evidence shape); they were re-obfuscated for the MAC")
 
-    hsk, cek = _chain(b, report, collateral, roots) if chain else (None, None)
+    hsk, cek = _chain(b, report.chip_id, collateral, roots) if chain else (None, None)
     if not chain:
         for cid in ("collateral", "root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer",
                     "cek.signature"):
@@ -298,6 +311,8 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     pek = _pek(b, report, cek, chain)
     _report_checks(b, report, pek)
     _mac_check(b, report)
+    _chip_binding(b, report, collateral if chain else None, claims)
+    _claim_findings(b, report, collateral if chain else None, claims)
     _reserved_findings(b, [("HSK", hsk), ("CEK", cek), ("PEK", pek)])
 
     v1_note = "; in V1 decoded fields depend on the unsigned anonce" if report.version == 1 else ""
@@ -305,7 +320,7 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     _expect(b, "expect.mnonce", "mnonce", "--expect-mnonce", report.mnonce, expect.mnonce, v1_note)
     _expect(b, "expect.measure", "measure", "--expect-measure", report.measure, expect.measure, v1_note)
 
-    _findings(b, report, chain, expect)
+    _findings(b, report, chain, expect, collateral)
     b.verdict.report = report.summary()
     b.verdict.trust = {
         "roots": roots.to_list(),
@@ -316,6 +331,44 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     return b.finish()
 
 
+def _chip_binding(b: VerdictBuilder, report: Report, collateral: Collateral | None, claims: Claims) -> None:
+    """The chip id in the report, in the envelope and the one the certificates were filed under must agree."""
+    named = [("report", report.chip_id)]
+    if claims.serial_number is not None:
+        named.append(("envelope serial_number", claims.serial_number))
+    if collateral is not None and collateral.chip_id is not None:
+        named.append(("certificate lookup", collateral.chip_id))
+    text = ", ".join(f"{who} {chip!r}" for who, chip in named)
+    if len(named) < 2:
+        b.add("chip.binding", SKIPPED, f"only the report names a chip ({report.chip_id!r}); no envelope serial "
+                                       "number or chip-keyed certificate lookup to compare it with")
+    elif len({chip for _, chip in named}) == 1:
+        b.add("chip.binding", PASS, f"chip ids agree: {text}")
+    else:
+        b.add("chip.binding", FAIL, f"chip ids disagree: {text}")
+
+
+def _claim_findings(b: VerdictBuilder, report: Report, collateral: Collateral | None, claims: Claims) -> None:
+    if collateral is not None and collateral.from_evidence and collateral.hsk is not None:
+        b.finding("certs-from-evidence", "warning",
+                  "the HSK and CEK came from the evidence itself: even when they chain to the root, which chip "
+                  "they belong to rests on the prover's word (no KDS lookup by this verifier)")
+    if claims.pek_from_envelope:
+        b.finding("pek-from-envelope", "warning", f"the {claims.shape} carries the PEK only in its envelope "
+                                                  "(cert_chain.pek); the MAC over it is not available")
+    elif claims.pek is not None and claims.pek != report.pek_raw:
+        b.finding("envelope-pek-mismatch", "warning", "the envelope's cert_chain.pek differs from the PEK inside the "
+                                                      "report; the report's own PEK was used")
+
+
+def check_collateral(collateral: Collateral, roots: TrustRoots, chip_id: str = "") -> tuple[Verdict, list[str]]:
+    """Run only the chain checks (root → HSK → CEK) on collateral; returns them and the failure reasons."""
+    b = VerdictBuilder("collateral", None)
+    _chain(b, chip_id, collateral, roots)
+    verdict = b.finish("not part of a collateral check")
+    return verdict, [f"{c.id}: {c.reason}" for c in verdict.failed]
+
+
 def _reserved_findings(b: VerdictBuilder, certs: list[tuple[str, RootCert | CsvCert | None]]) -> None:
     """Reserved areas lie outside the signatures; non-zero bytes there are reported, not failed."""
     faults = [f"{name} {fault}" for name, cert in certs if cert is not None for fault in cert.reserved_nonzero]
@@ -323,7 +376,8 @@ def _reserved_findings(b: VerdictBuilder, certs: list[tuple[str, RootCert | CsvC
         b.finding("nonzero-reserved", "warning", "; ".join(faults) + " (outside every signature)")
 
 
-def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectations) -> None:
+def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectations,
+              collateral: Collateral | None) -> None:
     if report.sealing_key_present:
         b.finding("sealing-key-present", "warning",
                   f"the 32-byte field at offset {report.layout.sealing_key_offset} is not blank: this report carries "
@@ -336,6 +390,8 @@ def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectatio
             b.finding("no-expectation", "warning", "no expected user data, mnonce or measure was given: a changed "
                                                    "anonce would shift every decoded field unnoticed")
     if chain:
-        b.finding("chip-id-unbound", "info", f"the chip id {report.chip_id!r} is outside every signature; it is bound "
-                                             "only through the KDS lookup that returned this CEK")
+        how = ("the certificates came from the evidence itself, so nothing independent binds it"
+               if collateral is not None and collateral.from_evidence else
+               "it is bound only through the KDS lookup that returned this CEK")
+        b.finding("chip-id-unbound", "info", f"the chip id {report.chip_id!r} is outside every signature; {how}")
 

@@ -32,6 +32,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
     """Every test gets its own CSVVERIFY_HOME so no test touches real state."""
     home = tmp_path_factory.mktemp("csvverify-home")
     monkeypatch.setenv("CSVVERIFY_HOME", str(home))
+    monkeypatch.setenv("CSVVERIFY_CERT_PATHS", "")  # never read the host's /opt/... certificate caches
     return home
 
 

@@ -120,7 +120,7 @@ def test_containers_hex_base64_wrapper(forge):
     (b"\x00" * 2547, "2547 bytes"),
     (b"zz not hex nor base64 !!", "neither hex nor valid base64"),
     (b"abcd", "decodes to 2 bytes"),
-    (b'{"attestation_report": {}}', "JSON evidence"),
+    (b'{"attestation_report": {}}', "attestation_report.body.user_pubkey_digest: missing"),
 ])
 def test_bad_inputs_have_specific_errors(tmp_path, data, message):
     path = tmp_path / "in.cert"

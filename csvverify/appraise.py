@@ -12,6 +12,7 @@ from csvverify.hashing import sha256
 from csvverify.inputs import decode_container, parse_evidence, read_input
 from csvverify.trust import TrustRoots
 from csvverify.verdict import Verdict, error_verdict
+from csvverify.policy import Policy
 from csvverify.store import CertStore
 from csvverify.verify import Claims, Expectations, verify
 
@@ -24,6 +25,7 @@ class Settings:
     expect: Expectations = field(default_factory=Expectations)
     report_version: int | None = None
     use_store: bool = True  # consult the trust store in CSVVERIFY_HOME (and trust roots imported into it)
+    policy: Policy | None = None
 
 
 class Appraiser:
@@ -54,7 +56,8 @@ class Appraiser:
         claims = Claims(envelope.shape, envelope.serial_number, envelope.pek,
                         envelope.pek_only_in_envelope) if envelope else Claims()
         verdict = verify(report, input_name=name, input_sha256=digest, roots=self.settings.roots,
-                         chain=self.settings.chain, collateral=collateral, expect=self.settings.expect, claims=claims)
+                         chain=self.settings.chain, collateral=collateral, expect=self.settings.expect, claims=claims,
+                         policy=self.settings.policy)
         verdict.report["container"] = evidence.container
         return verdict
 

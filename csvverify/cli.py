@@ -103,6 +103,65 @@ def expectation_options(fn):
     return fn
 
 
+def policy_options(fn):
+    """--policy FILE and the flags that override its rules (the verdict records where each rule came from)."""
+    decorators = [
+        click.option("--policy", "policy_file", type=click.Path(path_type=Path),
+                     help="Appraisal policy (TOML, see `csvverify policy init`)."),
+        click.option("--as-of", help="Evaluate dated rules (chip deny lists) as of this date or time (default: now)."),
+        click.option("--require-bit", multiple=True, type=click.Choice(POLICY_BIT_NAMES),
+                     help="Guest-policy bit that must be set (overrides the file). Repeatable."),
+        click.option("--forbid-bit", multiple=True, type=click.Choice(POLICY_BIT_NAMES),
+                     help="Guest-policy bit that must be clear (overrides the file). Repeatable."),
+        click.option("--allow-debug/--no-allow-debug", default=None, help="Accept guests without NODBG (overrides the file)."),
+        click.option("--min-api", help="Minimum platform firmware API, MAJOR.MINOR (overrides the file)."),
+        click.option("--min-build", type=click.IntRange(0), help="Minimum firmware build, V2/V3 (overrides the file)."),
+        click.option("--allow-chip", multiple=True, help="Accept only these chip ids (overrides the file). Repeatable."),
+        click.option("--deny-chip", multiple=True, help="Deny these chip ids from now on (overrides the file). Repeatable."),
+        click.option("--require-chain", is_flag=True, default=None, help="Fail unless the chain verifies (overrides the file)."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+POLICY_BIT_NAMES = ["NODBG", "NOKS", "ES", "NOSEND", "DOMAIN", "CSV", "CSV3", "ASID_REUSE"]
+
+
+def build_policy(policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build, allow_chip, deny_chip,
+                 require_chain):
+    """The effective policy: the file's rules with command-line overrides on top (None when neither)."""
+    from csvverify.policy import DenyEntry, Policy, PolicyError, load_policy, parse_api, to_utc
+
+    def usage(what):
+        return click.BadParameter(what)
+
+    policy = load_policy(policy_file) if policy_file else Policy()
+    overrides = [("guest_policy.require", tuple(require_bit) or None, "--require-bit"),
+                 ("guest_policy.forbid", tuple(forbid_bit) or None, "--forbid-bit"),
+                 ("guest_policy.allow_debug", allow_debug, "--allow-debug"),
+                 ("firmware.min_api", parse_api(min_api, usage) if min_api else None, "--min-api"),
+                 ("firmware.min_build", min_build, "--min-build"),
+                 ("chips.allow", tuple(allow_chip) or None, "--allow-chip"),
+                 ("chips.deny", tuple(DenyEntry(c, None, "--deny-chip") for c in deny_chip) or None, "--deny-chip"),
+                 ("require_chain", require_chain, "--require-chain")]
+    for name, value, flag in overrides:
+        if value is not None:
+            policy = policy.override(name, value, flag)
+    when = None
+    if as_of:
+        try:
+            when = to_utc(as_of, lambda what: PolicyError(f"--as-of {as_of!r}: {what}"))
+        except PolicyError as exc:
+            raise click.BadParameter(exc.message, param_hint="--as-of") from None
+    if not policy.rules and not policy_file:
+        return None
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    return replace(policy, as_of=when or datetime.now(timezone.utc).replace(microsecond=0))
+
+
 def output_options(fn):
     fn = click.option("--json", "as_json", is_flag=True, help="Print JSON (schema csvverify/verdicts/v1).")(fn)
     fn = click.option("-q", "--quiet", is_flag=True, help="One line per input (and its failing checks).")(fn)
@@ -127,11 +186,13 @@ def cli():
 @click.argument("inputs", nargs=-1, required=True)
 @chain_options
 @expectation_options
+@policy_options
 @output_options
 @click.pass_context
 @translate_errors
 def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report_version, expect_user_data,
-           expect_mnonce, expect_measure, as_json, quiet):
+           expect_mnonce, expect_measure, policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build,
+           allow_chip, deny_chip, require_chain, as_json, quiet):
     """Verify attestation reports: signature, MAC, chain to the pinned Hygon root, expectations.
 
     INPUTS are report files (raw, 4096-byte page, wrapper, hex or base64 text; "-" for stdin).
@@ -139,7 +200,8 @@ def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report
 
     \b
     Exit classes (worst wins): 0 all passed, 1 unreadable input, 2 usage,
-    3 signature/chain/integrity failure, 4 collateral missing, 5 expectation not met.
+    3 signature/chain/integrity failure, 4 collateral missing, 5 expectation not met,
+    6 policy not met.
     """
     from csvverify.appraise import Appraiser, Settings
     from csvverify.collateral import CollateralOptions
@@ -157,7 +219,9 @@ def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report
         roots = roots.with_extra(read_input(path), str(path))
     settings = Settings(roots=roots, chain=bool(chain) or (chain is None and options.given), collateral=options,
                         expect=Expectations(tuple(expect_user_data), tuple(expect_mnonce), tuple(expect_measure)),
-                        report_version=int(report_version) if report_version else None)
+                        report_version=int(report_version) if report_version else None,
+                        policy=build_policy(policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api,
+                                            min_build, allow_chip, deny_chip, require_chain))
     appraiser = Appraiser(settings)
     verdicts = []
     for path in inputs:
@@ -333,6 +397,55 @@ def certs_fetch(ctx, chip_id, kds_url, timeout, retries, trust_roots):
             click.echo(f"Error: the KDS answer for chip {chip_id} was not stored: {why}", err=True)
         ctx.exit(4)
     _import_summary(result, False)
+
+
+@cli.group()
+def policy():
+    """Appraisal policies: accepted measurements, chips, guest-policy bits, firmware minimums.
+
+    \b
+    csvverify policy init > fleet.toml
+    csvverify policy check fleet.toml
+    csvverify policy show fleet.toml --json
+    csvverify report.cert --chain --policy fleet.toml
+    """
+
+
+@policy.command(name="init")
+def policy_init():
+    """Print a commented policy template (valid as it is)."""
+    from csvverify.policy import TEMPLATE
+
+    click.echo(TEMPLATE, nl=False)
+
+
+@policy.command(name="check")
+@click.argument("path", type=click.Path(path_type=Path))
+@translate_errors
+def policy_check(path):
+    """Validate a policy file: unknown keys, wrong types and bad values are errors with line numbers."""
+    from csvverify.policy import load_policy
+
+    loaded = load_policy(path)
+    click.echo(f"OK: {path} ({len(loaded.rules)} rules, sha256 {loaded.sha256})")
+
+
+@policy.command(name="show")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema csvverify/policy/v1).")
+@translate_errors
+def policy_show(path, as_json):
+    """Show the normalized policy, where each rule is defined, and its sha256."""
+    from csvverify.policy import load_policy
+
+    loaded = load_policy(path)
+    described = loaded.describe()
+    if as_json:
+        click.echo(json.dumps({"schema": "csvverify/policy/v1", **described}, indent=2))
+        return
+    click.echo(f"policy {path}\nsha256 {described['sha256']}")
+    for name, rule in described["rules"].items():
+        click.echo(f"  {name} = {json.dumps(rule['value'])}    # {rule['from']}")
 
 
 # -- more command families are added below this line --

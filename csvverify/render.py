@@ -30,8 +30,16 @@ def verdict_text(verdict: Verdict, verbose: bool = True) -> str:
     if verbose:
         width = max(len(c.id) for c in verdict.checks)
         shown = verdict.checks if verdict.report else verdict.failed
+        if verdict.policy is None:  # without a policy the eight policy.* checks are one line
+            shown = [c for c in shown if not c.id.startswith("policy.")]
         for c in shown:
             lines.append(f"  {_MARK[c.status]:<5} {c.id:<{width}}  {c.reason}")
+        if verdict.policy is not None:
+            p = verdict.policy
+            lines.append(f"  policy  {p['source'] or 'command-line rules'} (sha256 {p['sha256'][:16]}…, "
+                         f"as of {p['as_of']})")
+        elif verdict.report:
+            lines.append(f"  {_MARK[Status.NOT_APPLICABLE]:<5} {'policy.*':<{width}}  no policy given")
         for f in verdict.findings:
             lines.append(f"  {f.severity:<7} {f.id}: {f.message}")
     elif verdict.failed:

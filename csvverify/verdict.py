@@ -59,6 +59,14 @@ CHECKS: dict[str, tuple[ExitClass, str]] = {
     "expect.user_data": (ExitClass.EXPECTATION, "user data equals an expected value"),
     "expect.mnonce": (ExitClass.EXPECTATION, "mnonce equals an expected value"),
     "expect.measure": (ExitClass.EXPECTATION, "the launch measurement equals an expected value"),
+    "policy.requirements": (ExitClass.POLICY, "require_chain, require_mac and accepted report versions"),
+    "policy.measurement": (ExitClass.POLICY, "the measurement is on the policy's allowlist"),
+    "policy.user_data": (ExitClass.POLICY, "the user data is among the policy's accepted values"),
+    "policy.mnonce": (ExitClass.POLICY, "the mnonce is among the policy's accepted values"),
+    "policy.chip": (ExitClass.POLICY, "the chip is allowed and not denied (as of the appraisal time)"),
+    "policy.guest_policy": (ExitClass.POLICY, "required and forbidden guest-policy bits; debugging"),
+    "policy.firmware": (ExitClass.POLICY, "firmware API, build and certificate version minimums"),
+    "policy.forensics": (ExitClass.POLICY, "forensic flags the policy treats as failures"),
 }
 
 
@@ -97,6 +105,7 @@ class Verdict:
     report: dict | None = None  # decoded fields (see render.report_fields)
     trust: dict = field(default_factory=dict)
     hint: str | None = None
+    policy: dict | None = None  # the effective policy: source, sha256, as-of time, each rule and its origin
 
     def check(self, check_id: str) -> Check:
         return next(c for c in self.checks if c.id == check_id)
@@ -131,6 +140,7 @@ class Verdict:
             "checks": [c.to_dict() for c in self.checks],
             "findings": [f.to_dict() for f in self.findings],
             "trust": self.trust,
+            "policy": self.policy,
             "hint": self.hint,
         }
 
@@ -151,6 +161,10 @@ class VerdictBuilder:
 
     def has(self, check_id: str) -> bool:
         return check_id in self._checks
+
+    def status(self, check_id: str) -> Status | None:
+        check = self._checks.get(check_id)
+        return check.status if check else None
 
     def finding(self, finding_id: str, severity: str, message: str) -> None:
         self.verdict.findings.append(Finding(finding_id, severity, message))

@@ -12,9 +12,10 @@ from csvverify.certs import (ALGO_SM2_SA, CURVE_SM2, USAGE_CEK, USAGE_HSK, USAGE
                              CsvCert, RootCert, Signature, parse_csv_cert, parse_root_cert, usage_name)
 from csvverify.errors import InputError
 from csvverify.hashing import hmac_sm3
+from csvverify.policy import Facts, Policy, evaluate, policy_fields_implausible
 from csvverify.report import Report
 from csvverify.trust import PINNED_HRK, TrustedRoot, TrustRoots
-from csvverify.verdict import Status, Verdict, VerdictBuilder
+from csvverify.verdict import CHECKS, Status, Verdict, VerdictBuilder
 
 KDS_HSK_CEK_URL = "https://cert.hygon.cn/hsk_cek?snumber={chip_id}"
 
@@ -291,7 +292,8 @@ def _expect(b: VerdictBuilder, check_id: str, label: str, option: str, actual: b
 
 def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: TrustRoots = TrustRoots(),
            chain: bool = False, collateral: Collateral | None = None,
-           expect: Expectations = Expectations(), claims: Claims = Claims()) -> Verdict:
+           expect: Expectations = Expectations(), claims: Claims = Claims(),
+           policy: Policy | None = None) -> Verdict:
     b = VerdictBuilder(input_name, input_sha256)
     size_note = f" in a {len(report.raw) + len(report.trailing)}-byte page" if report.trailing else ""
     b.add("format", PASS, f"V{report.version} report, {len(report.raw)} bytes{size_note} ({report.layout_source})")
@@ -320,7 +322,10 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     _expect(b, "expect.mnonce", "mnonce", "--expect-mnonce", report.mnonce, expect.mnonce, v1_note)
     _expect(b, "expect.measure", "measure", "--expect-measure", report.measure, expect.measure, v1_note)
 
-    _findings(b, report, chain, expect, collateral)
+    expected_any = expect.any or bool(policy and any(policy.get(r) for r in (
+        "measurements", "expect.user_data", "expect.mnonce")))
+    _findings(b, report, chain, expected_any, collateral, pek)
+    _policy(b, report, policy, chain, hsk, cek, pek, expect)
     b.verdict.report = report.summary()
     b.verdict.trust = {
         "roots": roots.to_list(),
@@ -376,8 +381,31 @@ def _reserved_findings(b: VerdictBuilder, certs: list[tuple[str, RootCert | CsvC
         b.finding("nonzero-reserved", "warning", "; ".join(faults) + " (outside every signature)")
 
 
-def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectations,
-              collateral: Collateral | None) -> None:
+def _policy(b: VerdictBuilder, report: Report, policy: Policy | None, chain: bool, hsk: RootCert | None,
+            cek: CsvCert | None, pek: CsvCert | None, expect: Expectations) -> None:
+    if policy is None:
+        for cid in CHECKS:
+            if cid.startswith("policy."):
+                b.add(cid, NA, "no policy given (--policy FILE or policy flags)")
+        return
+    chain_ids = ("root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer", "cek.signature",
+                 "pek.signature")
+    facts = Facts(
+        report=report, chain_requested=chain,
+        chain_verified=chain and all(b.status(cid) is PASS for cid in chain_ids),
+        mac_status=b.status("report.mac").value,
+        pek_api=(pek.api_major, pek.api_minor) if pek else None,
+        hsk_version=hsk.version if hsk else None, cek_version=cek.version if cek else None,
+        findings=frozenset(f.id for f in b.verdict.findings),
+        overridden=frozenset(q for q, given in (("user_data", expect.user_data), ("mnonce", expect.mnonce),
+                                                ("measure", expect.measure)) if given),
+    )
+    evaluate(policy, facts, lambda cid, status, reason: b.add(cid, Status(status), reason))
+    b.verdict.policy = policy.describe()
+
+
+def _findings(b: VerdictBuilder, report: Report, chain: bool, expected_any: bool,
+              collateral: Collateral | None, pek: CsvCert | None) -> None:
     if report.sealing_key_present:
         b.finding("sealing-key-present", "warning",
                   f"the 32-byte field at offset {report.layout.sealing_key_offset} is not blank: this report carries "
@@ -386,9 +414,15 @@ def _findings(b: VerdictBuilder, report: Report, chain: bool, expect: Expectatio
         b.finding("unsigned-fields", "info", "anonce, sig_usage, sig_algo and the chip id lie outside the V1 report "
                                              "signature; decoded fields are only as good as the expectations checked "
                                              "on them")
-        if not expect.any:
+        if not expected_any:
             b.finding("no-expectation", "warning", "no expected user data, mnonce or measure was given: a changed "
                                                    "anonce would shift every decoded field unnoticed")
+    if not report.policy & 1:
+        b.finding("debug-allowed", "warning", "the guest policy's NODBG bit is clear: the hypervisor may debug this "
+                                              "guest and read its memory")
+    implausible = policy_fields_implausible(report.policy, (pek.api_major, pek.api_minor) if pek else None)
+    if implausible:
+        b.finding("policy-fields-implausible", "warning", implausible)
     if chain:
         how = ("the certificates came from the evidence itself, so nothing independent binds it"
                if collateral is not None and collateral.from_evidence else

@@ -7,9 +7,9 @@
  * KVM_HC_VM_ATTESTATION hypercall (guest-physical address and length of that page), and copies the
  * page back. The firmware writes the report over the request in the same page.
  *
- * Unlike older drivers this one bounds the length, never passes a raw hypervisor status to userspace,
- * never logs addresses or report bytes, and wipes the page (it holds the VM's sealing key) before
- * freeing it. See kernel/README.md for the ABI and the errno table.
+ * Unlike older drivers this one bounds the length, never passes a raw hypervisor status to
+ * userspace, never logs addresses or report bytes, and wipes the page (it holds the VM's sealing
+ * key) before freeing it. See kernel/README.md for the ABI and the errno table.
  */
 #define pr_fmt(fmt) "csv-guest: " fmt
 
@@ -28,7 +28,7 @@
 #include "csv_guest.h"
 #include "csv_guest_uapi.h"
 
-/* The firmware handles one request at a time; the lock also keeps the test backend's state simple. */
+/* The firmware handles one request at a time (the lock also covers the test backend's state). */
 static DEFINE_MUTEX(csv_firmware_lock);
 
 /* Set once at load: a Hygon CSV guest whose hypervisor offers KVM hypercalls. */
@@ -42,7 +42,7 @@ static bool csv_guest_detected(void)
 	       cc_platform_has(CC_ATTR_GUEST_MEM_ENCRYPT) && kvm_para_available();
 }
 
-/* The host needs a page-aligned buffer whose length is a multiple of the page size; we use one page. */
+/* The host wants a page-aligned buffer of whole pages; one page is what every caller uses. */
 static bool csv_len_valid(s32 len)
 {
 	return len >= CSV_REPORT_INPUT_DATA_LEN && len <= CSV_REPORT_BUF_LEN &&
@@ -50,10 +50,10 @@ static bool csv_len_valid(s32 len)
 }
 
 /*
- * Hypervisor status -> ioctl result. The host's own errnos mean something else to the caller than the
- * same numbers from this ioctl (its -EFAULT is about our page, not the caller's pointer; its -ENOTTY
- * means "not a CSV guest"), and kernel-internal values such as -ERESTARTSYS must never reach
- * userspace, so everything not listed is -EIO.
+ * Hypervisor status -> ioctl result. The host's errnos mean something else to the caller than
+ * the same numbers from this ioctl (its -EFAULT is about our page, not the caller's pointer; its
+ * -ENOTTY means "not a CSV guest"), and kernel-internal values such as -ERESTARTSYS must never
+ * reach userspace, so everything not listed is -EIO.
  */
 static long csv_hv_errno(long status)
 {
@@ -82,7 +82,7 @@ static long csv_firmware_call(u8 *buf, unsigned int len)
 	else if (csv_platform)
 		status = kvm_hypercall2(KVM_HC_VM_ATTESTATION, __pa(buf), len);
 	else
-		return -ENODEV; /* test build loaded with the platform check overridden, no fake firmware */
+		return -ENODEV; /* test build loaded with the override, no fake firmware */
 
 	if (status)
 		pr_info_ratelimited("attestation request failed: hypervisor status %ld, returning %ld\n",
@@ -100,16 +100,18 @@ static long csv_copy_request(u8 *buf, const void __user *ubuf)
 
 	if (copy_from_user(buf, ubuf, CSV_ATTESTATION_USER_DATA_EXT_LEN))
 		return -EFAULT;
-	if (memcmp(buf + CSV_REPORT_INPUT_DATA_LEN, CSV_ATTESTATION_MAGIC, CSV_ATTESTATION_MAGIC_LEN)) {
+	if (memcmp(buf + CSV_ATTESTATION_MAGIC_OFFSET, CSV_ATTESTATION_MAGIC,
+		   CSV_ATTESTATION_MAGIC_LEN)) {
 		memset(buf + CSV_REPORT_INPUT_DATA_LEN, 0,
 		       CSV_ATTESTATION_USER_DATA_EXT_LEN - CSV_REPORT_INPUT_DATA_LEN);
 		return 0;
 	}
-	flags = get_unaligned_le32(buf + CSV_REPORT_INPUT_DATA_LEN + CSV_ATTESTATION_MAGIC_LEN);
+	flags = get_unaligned_le32(buf + CSV_ATTESTATION_FLAGS_OFFSET);
 	if (flags & ~CSV_ATTESTATION_FLAGS_KNOWN)
 		return -EINVAL;
 	/* host_data exists only in the extended layout */
-	if ((flags & CSV_ATTESTATION_FLAG_REPORT_EXT_HOST_DATA) && !(flags & CSV_ATTESTATION_FLAG_REPORT_EXT))
+	if ((flags & CSV_ATTESTATION_FLAG_REPORT_EXT_HOST_DATA) &&
+	    !(flags & CSV_ATTESTATION_FLAG_REPORT_EXT))
 		return -EINVAL;
 	return 0;
 }
@@ -183,6 +185,7 @@ static int __init csv_guest_init(void)
 
 	csv_platform = csv_guest_detected();
 	if (!csv_platform && !csv_test_backend_skip_platform_check()) {
+		/* one line, kept whole for grep */
 		pr_info("not a Hygon CSV guest (needs a Hygon CPU, encrypted guest memory and KVM): not loading\n");
 		return -ENODEV;
 	}

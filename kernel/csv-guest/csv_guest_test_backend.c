@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Test backend for csv-guest (built only with `make TEST_BACKEND=1` / CONFIG_CSV_GUEST_TEST_BACKEND).
+ * Test backend for csv-guest, built only by `make TEST_BACKEND=1` or with
+ * CONFIG_CSV_GUEST_TEST_BACKEND.
  *
- * A fake firmware: instead of the hypercall, the driver's page is checked the way the host checks it
- * and then overwritten with a report read through request_firmware() from the file named by
+ * A fake firmware: instead of the hypercall, the driver's page is checked the way the host checks
+ * it and then overwritten with a report read through request_firmware() from the file named by
  * test_firmware (relative to /lib/firmware). The report is canned, so the test must send the mnonce
  * the report was made for. test_hv_result makes the fake return a given hypervisor status instead,
  * to exercise the driver's status mapping. test_skip_csv_check lets the module load outside a CSV
@@ -24,7 +25,8 @@
 
 static char *test_firmware;
 module_param(test_firmware, charp, 0644);
-MODULE_PARM_DESC(test_firmware, "TEST BUILD ONLY: report file under /lib/firmware returned by the fake firmware");
+MODULE_PARM_DESC(test_firmware,
+		 "TEST BUILD ONLY: report file under /lib/firmware returned by the fake firmware");
 
 static bool test_skip_csv_check;
 module_param(test_skip_csv_check, bool, 0444);
@@ -32,12 +34,14 @@ MODULE_PARM_DESC(test_skip_csv_check, "TEST BUILD ONLY: load outside a CSV guest
 
 static long test_hv_result;
 module_param(test_hv_result, long, 0644);
-MODULE_PARM_DESC(test_hv_result, "TEST BUILD ONLY: if non-zero, the hypervisor status the fake returns");
+MODULE_PARM_DESC(test_hv_result,
+		 "TEST BUILD ONLY: if non-zero, the hypervisor status the fake returns");
 
 /* What the fake firmware last received: -1 plain request, else the extended flags word. */
 static int test_last_flags = -1;
 module_param(test_last_flags, int, 0444);
-MODULE_PARM_DESC(test_last_flags, "TEST BUILD ONLY: flags of the last extended request (-1: plain request)");
+MODULE_PARM_DESC(test_last_flags,
+		 "TEST BUILD ONLY: flags of the last extended request (-1: plain request)");
 
 /* A copy of test_firmware without surrounding whitespace (`echo name > .../test_firmware` adds a
  * newline), or NULL when it is unset or blank. */
@@ -73,15 +77,16 @@ bool csv_test_backend_skip_platform_check(void)
 	return test_skip_csv_check;
 }
 
-/* Returns the request length the driver handed over, or 0 if bytes after the request are not zero. */
+/* The length of the request the driver handed over, or 0 if bytes after it are not zero. */
 static unsigned int csv_test_request_len(const u8 *buf, unsigned int len)
 {
 	unsigned int req_len = CSV_REPORT_INPUT_DATA_LEN;
 
 	test_last_flags = -1;
-	if (!memcmp(buf + CSV_REPORT_INPUT_DATA_LEN, CSV_ATTESTATION_MAGIC, CSV_ATTESTATION_MAGIC_LEN)) {
+	if (!memcmp(buf + CSV_ATTESTATION_MAGIC_OFFSET, CSV_ATTESTATION_MAGIC,
+		    CSV_ATTESTATION_MAGIC_LEN)) {
 		req_len = CSV_ATTESTATION_USER_DATA_EXT_LEN;
-		test_last_flags = get_unaligned_le32(buf + CSV_REPORT_INPUT_DATA_LEN + CSV_ATTESTATION_MAGIC_LEN);
+		test_last_flags = get_unaligned_le32(buf + CSV_ATTESTATION_FLAGS_OFFSET);
 	}
 	return memchr_inv(buf + req_len, 0, len - req_len) ? 0 : req_len;
 }

@@ -31,12 +31,15 @@ struct csv_report_req {
 
 /* The in/out buffer: exactly one page, the request at offset 0. */
 #define CSV_REPORT_BUF_LEN 4096
-#define CSV_REPORT_INPUT_DATA_LEN 112      /* user data 64 | mnonce 16 | SM3(user data | mnonce) 32 */
+/* Request: user data 64 | mnonce 16 | SM3(user data | mnonce) 32 */
+#define CSV_REPORT_INPUT_DATA_LEN 112
 #define CSV_ATTESTATION_USER_DATA_EXT_LEN 132
 
 /* Extended request (CSV3 firmware): bytes 112..127 hold the magic, 128..131 the flags (u32 LE). */
 #define CSV_ATTESTATION_MAGIC "ATTESTATION_EXT" /* plus its NUL: compared over 16 bytes */
 #define CSV_ATTESTATION_MAGIC_LEN 16
+#define CSV_ATTESTATION_MAGIC_OFFSET CSV_REPORT_INPUT_DATA_LEN
+#define CSV_ATTESTATION_FLAGS_OFFSET (CSV_ATTESTATION_MAGIC_OFFSET + CSV_ATTESTATION_MAGIC_LEN)
 #define CSV_ATTESTATION_FLAG_REPORT_EXT (1U << 0)      /* V2 report */
 #define CSV_ATTESTATION_FLAG_REPORT_EXT_HOST_DATA (1U << 1) /* V3 report (V2 plus host_data) */
 #define CSV_ATTESTATION_FLAGS_KNOWN \

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * csv-guest-probe: exercises /dev/csv-guest with bad and good arguments and prints one line per case,
+ * csv-guest-probe: exercises /dev/csv-guest with bad and good arguments and prints one line
+ * per case,
  *   CASE <case> errno=<n> <NAME> [match=0|1]
  * for tests/kernel to check. Linked statically so it runs from a bare initramfs.
  *

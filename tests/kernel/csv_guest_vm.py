@@ -23,7 +23,7 @@ QEMU = "qemu-system-x86_64"
 BUILD_ARTEFACTS = shutil.ignore_patterns("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "modules.order",
                                          "Module.symvers", "build", "csv-guest-probe")
 
-APT_HINT = "apt-get install -y linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static kmod build-essential"
+APT_HINT = "apt-get install -y linux-image-amd64 linux-headers-amd64 build-essential"
 
 
 @dataclass
@@ -52,13 +52,24 @@ def find_kernel() -> DebianKernel | str:
     return f"no headers match the kernel images in /boot ({', '.join(p.name for p in images)}): " + APT_HINT
 
 
-def missing_tool() -> str | None:
-    """A skip reason naming the first missing host tool, or None."""
-    needs = {QEMU: "qemu-system-x86", "make": "build-essential", "gcc": "build-essential",
-             "nm": "binutils (build-essential)", "readelf": "binutils (build-essential)", "modinfo": "kmod"}
+def _first_missing(needs: dict[str, str]) -> str | None:
     for tool, package in needs.items():
         if shutil.which(tool) is None:
             return f"{tool} not found: apt-get install -y {package}"
+    return None
+
+
+def missing_build_tool() -> str | None:
+    """A skip reason naming the first missing tool for building the module, or None."""
+    return _first_missing({"make": "build-essential", "gcc": "build-essential", "nm": "binutils (build-essential)",
+                           "readelf": "binutils (build-essential)", "modinfo": "kmod"})
+
+
+def missing_vm_tool() -> str | None:
+    """A skip reason naming the first missing piece for booting the test VM, or None."""
+    reason = _first_missing({QEMU: "qemu-system-x86"})
+    if reason:
+        return reason
     if not BUSYBOX.exists() or not is_static(BUSYBOX):
         return f"{BUSYBOX} is missing or not static: apt-get install -y busybox-static"
     if not Path("/usr/include/openssl/evp.h").exists():

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -97,19 +98,16 @@ def make_scenario(forge) -> Scenario:
 
 @dataclass
 class Session:
-    kernel: vm.DebianKernel
-    normal: vm.ModuleBuild
-    test: vm.ModuleBuild
-    collector: vm.Path
+    collector: Path
+    probe: Path
     scenario: Scenario
     run: vm.GuestRun
     results: vm.GuestResults
-    workdir: vm.Path
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    reason = vm.missing_tool()
+    reason = vm.missing_build_tool()
     if reason:
         pytest.skip(reason)
     found = vm.find_kernel()
@@ -126,6 +124,9 @@ def builds(kernel, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def session(kernel, builds, forge, tmp_path_factory) -> Session:
+    reason = vm.missing_vm_tool()
+    if reason:
+        pytest.skip(reason)
     work = tmp_path_factory.mktemp("csv-guest-vm")
     started = time.monotonic()
     normal, test = builds
@@ -153,7 +154,7 @@ def session(kernel, builds, forge, tmp_path_factory) -> Session:
     results = vm.parse_results(run.data)
     assert results.done, (f"the guest did not finish (QEMU exit {run.exit_code}, {run.seconds:.0f} s)\n"
                           f"--- console tail ---\n{run.console[-3000:]}\n--- data ---\n{run.data[-3000:]}")
-    return Session(kernel, normal, test, collector, scenario, run, results, work)
+    return Session(collector, probe, scenario, run, results)
 
 
 def collected(session: Session, name: str) -> bytes:
@@ -187,7 +188,7 @@ def test_normal_build_contains_no_test_backend(builds):
 
 def test_guest_tools_are_static(session):
     assert vm.is_static(session.collector)
-    assert vm.is_static(session.workdir / "csv-guest-probe")
+    assert vm.is_static(session.probe)
 
 
 # -- loading ----------------------------------------------------------------------------------------------
@@ -221,13 +222,13 @@ def test_collected_report_is_the_firmware_report_with_the_key_blanked(session, n
 
 @pytest.mark.parametrize("name", ["v1", "v2"])
 def test_collected_report_verifies_against_the_forge_root(session, name, tmp_path):
-    report = tmp_path / f"{name}.cert"
+    report, root, hsk_cek = tmp_path / f"{name}.cert", tmp_path / "root.cert", tmp_path / "hsk_cek.cert"
     report.write_bytes(collected(session, name))
-    (tmp_path / "root.cert").write_bytes(session.scenario.root_cert)
-    (tmp_path / "hsk_cek.cert").write_bytes(session.scenario.hsk_cek)
+    root.write_bytes(session.scenario.root_cert)
+    hsk_cek.write_bytes(session.scenario.hsk_cek)
     proc = subprocess.run(
-        [sys.executable, "-m", "csvverify", "verify", str(report), "--chain", "--hsk-cek", str(tmp_path / "hsk_cek.cert"),
-         "--trust-root", str(tmp_path / "root.cert"), "--expect-user-data", session.scenario.user_data[name].hex(),
+        [sys.executable, "-m", "csvverify", "verify", str(report), "--chain", "--hsk-cek", str(hsk_cek),
+         "--trust-root", str(root), "--expect-user-data", session.scenario.user_data[name].hex(),
          "--expect-mnonce", session.scenario.mnonce[name].hex(), "--json"],
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,6 +20,8 @@ from csvverify.verdict import CHECKS, Status, Verdict, VerdictBuilder
 KDS_HSK_CEK_URL = "https://cert.hygon.cn/hsk_cek?snumber={chip_id}"
 
 PASS, FAIL, SKIPPED, NA = Status.PASS, Status.FAIL, Status.SKIPPED, Status.NOT_APPLICABLE
+_HSK_CHECKS = ("root.pinned", "hsk.usage", "hsk.signature")
+_CEK_CHECKS = ("cek.usage", "cek.issuer", "cek.signature")
 
 
 @dataclass(frozen=True)
@@ -141,13 +143,15 @@ def _chain(b: VerdictBuilder, chip_id: str, collateral: Collateral | None,
         b.add("collateral", FAIL, f"no {what} for chip {chip}{looked}")
         b.verdict.hint = (f"download {KDS_HSK_CEK_URL.format(chip_id=chip)} on a connected machine and pass it "
                           f"with --hsk-cek FILE, or place it at DIR/{chip}/hsk_cek.cert and use --certs DIR")
-        for cid in ("root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer", "cek.signature"):
+        for cid in _HSK_CHECKS + _CEK_CHECKS:
             if not b.has(cid):
                 b.add(cid, SKIPPED, f"not run: no {what}")
-        return None, (_parse_cek(b, collateral) if "CEK" not in missing else None)
+        cek = None if "CEK" in missing else _parse(b, parse_csv_cert, collateral.cek, collateral.cek_source, "CEK",
+                                                   _CEK_CHECKS)
+        return None, cek
     b.add("collateral", PASS, f"HSK from {collateral.hsk_source}; CEK from {collateral.cek_source}")
-    hsk = _parse_hsk(b, collateral)
-    cek = _parse_cek(b, collateral)
+    hsk = _parse(b, parse_root_cert, collateral.hsk, collateral.hsk_source, "HSK", _HSK_CHECKS)
+    cek = _parse(b, parse_csv_cert, collateral.cek, collateral.cek_source, "CEK", _CEK_CHECKS)
     root = None
     if hsk is not None:
         root = _root_check(b, hsk, roots)
@@ -180,21 +184,13 @@ def _chain(b: VerdictBuilder, chip_id: str, collateral: Collateral | None,
     return hsk, cek
 
 
-def _parse_hsk(b: VerdictBuilder, collateral: Collateral) -> RootCert | None:
+def _parse(b: VerdictBuilder, parser, raw: bytes, source: str, name: str, check_ids: tuple[str, ...]):
+    """A collateral certificate, or None with its checks failed for the reason it cannot be parsed."""
     try:
-        return parse_root_cert(collateral.hsk, collateral.hsk_source)
+        return parser(raw, source)
     except InputError as exc:
-        for cid in ("root.pinned", "hsk.usage", "hsk.signature"):
-            b.add(cid, FAIL, f"HSK certificate unusable: {exc.message}")
-        return None
-
-
-def _parse_cek(b: VerdictBuilder, collateral: Collateral) -> CsvCert | None:
-    try:
-        return parse_csv_cert(collateral.cek, collateral.cek_source)
-    except InputError as exc:
-        for cid in ("cek.usage", "cek.issuer", "cek.signature"):
-            b.add(cid, FAIL, f"CEK certificate unusable: {exc.message}")
+        for cid in check_ids:
+            b.add(cid, FAIL, f"{name} certificate unusable: {exc.message}")
         return None
 
 

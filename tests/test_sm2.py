@@ -143,3 +143,19 @@ def test_differential_against_gmssl():
 
 def test_forge_signers_agree():
     assert Forge(signer="fast").report(2) == Forge(signer="gmssl").report(2)
+
+
+def test_pure_python_backend_verifies_the_same(real_dir):
+    """The arithmetic without gmpy2 (the default when it is not installed) gives the same answers."""
+    import subprocess
+    import sys
+
+    code = (
+        "from csvverify import sm2; from csvverify.report import parse_report;"
+        f"r = parse_report(open({str(real_dir / 'report.cert')!r}, 'rb').read()); p = r.pek();"
+        "print(sm2.BACKEND, sm2.verify(p.key, p.uid, r.signed_bytes, r.signature.r, r.signature.s),"
+        " sm2.verify(p.key, p.uid, r.signed_bytes + b'x', r.signature.r, r.signature.s))"
+    )
+    env = {**__import__("os").environ, "CSVVERIFY_NO_GMPY2": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["python", "True", "False"]

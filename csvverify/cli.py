@@ -32,6 +32,9 @@ def translate_errors(fn):
             return fn(*args, **kwargs)
         except CsvVerifyError as exc:
             raise CliError(exc) from None
+        except OSError as exc:  # files the user named for output, directories that vanished, full disks
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"cannot access{where}: {exc.strerror or exc}") from None
 
     return wrapper
 

@@ -163,3 +163,8 @@ def test_chip_from_path():
     assert chip_from_path(Path("/opt/hygon/csv/hsk_cek/NZA9T14052605/hsk_cek.cert")) == "NZA9T14052605"
     assert chip_from_path(Path("/opt/dcu/certs/NZA9T14052605_hsk_cek.cert")) == "NZA9T14052605"
     assert chip_from_path(Path("../shared/vectors/real/hsk_cek.cert")) is None
+
+
+def test_export_to_an_unwritable_place_is_one_clear_line(run_cli, tmp_path):
+    res = run_cli("certs", "export", tmp_path / "missing-dir" / "bundle.tar")
+    assert res.exit_code == 1 and "cannot access" in res.output and "Traceback" not in res.output

@@ -301,8 +301,7 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
 
     hsk, cek = _chain(b, report.chip_id, collateral, roots) if chain else (None, None)
     if not chain:
-        for cid in ("collateral", "root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer",
-                    "cek.signature"):
+        for cid in ("collateral",) + _HSK_CHECKS + _CEK_CHECKS:
             b.add(cid, SKIPPED, "not run: --chain not requested")
         b.finding("pek-unproven", "warning", "without --chain the PEK is not proven to come from Hygon hardware: "
                                              "the report signature only shows consistency with the PEK it carries")
@@ -384,8 +383,7 @@ def _policy(b: VerdictBuilder, report: Report, policy: Policy | None, chain: boo
             if cid.startswith("policy."):
                 b.add(cid, NA, "no policy given (--policy FILE or policy flags)")
         return
-    chain_ids = ("root.pinned", "hsk.usage", "hsk.signature", "cek.usage", "cek.issuer", "cek.signature",
-                 "pek.signature")
+    chain_ids = _HSK_CHECKS + _CEK_CHECKS + ("pek.signature",)
     facts = Facts(
         report=report, chain_requested=chain,
         chain_verified=chain and all(b.status(cid) is PASS for cid in chain_ids),

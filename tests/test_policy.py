@@ -220,3 +220,15 @@ def test_policy_show_json(run_cli, env):
 def test_bad_as_of_is_a_usage_error(run_cli, env):
     res = run_cli(env["report"]("r.cert"), "--as-of", "soon")
     assert res.exit_code == 2 and "--as-of" in res.output
+
+
+def test_digest_emit_policy_snippet_is_a_valid_allowlist_entry(run_cli, tmp_path):
+    firmware = tmp_path / "OVMF.fd"
+    firmware.write_bytes(bytes(range(256)) * 256)
+    res = run_cli("digest", "--ovmf", firmware, "--emit-policy", "--label", "image A")
+    assert res.exit_code == 0, res.output
+    digest_hex = run_cli("digest", "--ovmf", firmware).stdout.strip()
+    path = tmp_path / "fleet.toml"
+    path.write_text("version = 1\n" + res.stdout)
+    (entry,) = load_policy(path).get("measurements")
+    assert entry.value.hex() == digest_hex and entry.label == "image A"

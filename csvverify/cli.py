@@ -171,6 +171,18 @@ def output_options(fn):
     return fn
 
 
+def db_option(fn):
+    return click.option("--db", "db_path", type=click.Path(path_type=Path), envvar="CSVVERIFY_DB",
+                        help="The archive file (default $CSVVERIFY_HOME/archive.db; env CSVVERIFY_DB).")(fn)
+
+
+def archive_options(fn):
+    """verify --archive: also record the verdicts in the archive."""
+    fn = db_option(fn)
+    return click.option("--archive", "archive_verdicts", is_flag=True,
+                        help="Also record the verdicts in the archive (see `csvverify db`).")(fn)
+
+
 @click.group(cls=DefaultGroup, default="verify", default_if_no_args=False, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="csvverify")
 def cli():
@@ -191,11 +203,12 @@ def cli():
 @expectation_options
 @policy_options
 @output_options
+@archive_options
 @click.pass_context
 @translate_errors
 def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report_version, expect_user_data,
            expect_mnonce, expect_measure, policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build,
-           allow_chip, deny_chip, require_chain, as_json, quiet):
+           allow_chip, deny_chip, require_chain, as_json, quiet, archive_verdicts, db_path):
     """Verify attestation reports: signature, MAC, chain to the pinned Hygon root, expectations.
 
     INPUTS are report files (raw, 4096-byte page, wrapper, hex or base64 text; "-" for stdin).
@@ -234,6 +247,8 @@ def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report
             click.echo(verdict_text(verdict, verbose=not quiet))
     if as_json:
         click.echo(verdicts_json(verdicts))
+    if archive_verdicts:
+        _record_verdicts(db_path, appraiser, inputs, verdicts)
     ctx.exit(int(worst(v.exit_class for v in verdicts)))
 
 
@@ -584,3 +599,349 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
         click.echo("\n".join(lines).rstrip("\n"))
     if match is not None and not match.matched:
         ctx.exit(int(ExitClass.EXPECTATION))
+
+
+# -- archive: audit, verify --archive and the db commands (docs/archive.md) --
+
+def _settings(chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report_version, expect_user_data, expect_mnonce,
+              expect_measure, policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build, allow_chip,
+              deny_chip, require_chain):
+    """The appraisal settings from the chain, expectation and policy options, as `verify` builds them."""
+    from csvverify.appraise import Settings
+    from csvverify.collateral import CollateralOptions
+    from csvverify.inputs import read_input
+    from csvverify.trust import TrustRoots
+    from csvverify.verify import Expectations
+
+    options = CollateralOptions(hsk_cek=hsk_cek, hsk=hsk, cek=cek, certs_dir=certs_dir)
+    if chain is False and options.given:
+        raise click.UsageError("certificates were given with --no-chain; drop one of them")
+    roots = TrustRoots()
+    for path in trust_roots:
+        roots = roots.with_extra(read_input(path), str(path))
+    return Settings(roots=roots, chain=bool(chain) or (chain is None and options.given), collateral=options,
+                    expect=Expectations(tuple(expect_user_data), tuple(expect_mnonce), tuple(expect_measure)),
+                    report_version=int(report_version) if report_version else None,
+                    policy=build_policy(policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build,
+                                        allow_chip, deny_chip, require_chain))
+
+
+def _archive(db_path, create: bool = True):
+    from csvverify.archive import Archive
+
+    return Archive(db_path, create=create)
+
+
+def _record_verdicts(db_path, appraiser, inputs, verdicts) -> None:
+    """verify --archive: one run, one new verdict per input (an explicit verification is always recorded)."""
+    from csvverify.archive import STDIN, appraisal, display_path
+    from csvverify.audit import context, settings_fingerprint
+    from csvverify.errors import InputError
+    from csvverify.hashing import sha256
+    from csvverify.inputs import read_input
+
+    archive = _archive(db_path)
+    settings_sha, description = settings_fingerprint(appraiser)
+    run_id = archive.start_run("verify", settings_sha, description, {"inputs": [display_path(p) for p in inputs]})
+    ctx = context(appraiser, run_id, settings_sha)
+    items = []
+    for path, verdict in zip(inputs, verdicts):
+        data = None
+        if path != "-" and verdict.sha256 is not None:
+            try:
+                data = read_input(path)  # read again: the archive keeps the very bytes that were verified
+            except InputError:
+                data = None
+            if data is not None and sha256(data).hex() != verdict.sha256:
+                click.echo(f"warning: {path} changed after verification; its bytes are not archived", err=True)
+                data = None
+        items.append(appraisal(verdict, ctx, STDIN if path == "-" else display_path(path), data))
+    ids = archive.store(items, settings_sha, run_id, force=True)
+    archive.finish_run(run_id, len(items), len(ids), 0)
+    click.echo(f"archived {len(ids)} verdict(s) in {archive.path}: id {', '.join(map(str, ids))}", err=True)
+
+
+class _Progress:
+    """A progress bar on stderr, only when stderr is a terminal (counting the inputs first)."""
+
+    def __init__(self, label: str, count=None):
+        import sys
+
+        self.bar = None
+        if sys.stderr.isatty() and count is not None:
+            self.bar = click.progressbar(length=count(), label=label, file=sys.stderr)
+            self.bar.__enter__()
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _show_summary(ctx, summary, as_json: bool, command: str) -> None:
+    from csvverify.archive_render import summary_text
+
+    click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary_text(summary, command))
+    ctx.exit(int(summary.exit_class))
+
+
+def batch_options(fn):
+    decorators = [
+        click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Worker processes (default: the number of cores)."),
+        click.option("--force", is_flag=True,
+                     help="Verify again inputs already archived under the same settings and tool version."),
+        db_option,
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (schema csvverify/audit/v1)."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Walk directories recursively (symlinked directories are not followed).")
+@click.option("--glob", "pattern", metavar="PATTERN",
+              help="Only files whose name matches (e.g. '*.cert'; with a '/', the path below the directory given).")
+@batch_options
+@chain_options
+@expectation_options
+@policy_options
+@click.pass_context
+@translate_errors
+def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appraisal_options):
+    """Verify every report under PATHS and record each verdict in the archive.
+
+    Files and directories (add -r to descend). Inputs already verified under the same settings and
+    tool version are not verified again (--force does), so an interrupted audit resumes when rerun.
+    An unreadable, garbage, huge or special file becomes an error verdict; the batch goes on.
+
+    \b
+    csvverify audit /evidence/2026-11/ -r --chain --certs /opt/hygon/csv/hsk_cek
+    csvverify audit reports/ --glob '*.cert' --chain --jobs 2 --json
+
+    \b
+    Exit: the worst class over the batch, as for verify (0 every input passed; 1 an input was
+    unreadable; 3 signature/chain/integrity; 4 collateral missing; 5 expectation; 6 policy);
+    7 the archive cannot be used. Non-zero therefore means "the batch had failures".
+    """
+    from csvverify import audit as batch
+    from csvverify.errors import UsageError
+
+    if "-" in paths:
+        raise UsageError("audit reads files and directories, not standard input; use `csvverify verify -`")
+    settings = _settings(**appraisal_options)
+    archive = _archive(db_path)
+    progress = _Progress("auditing", lambda: batch.count_inputs(paths, recursive, pattern))
+    try:
+        summary = batch.audit(archive, list(paths), settings, recursive=recursive, pattern=pattern, jobs=jobs,
+                              force=force, progress=progress)
+    finally:
+        progress.close()
+    _show_summary(ctx, summary, as_json, "audit")
+
+
+@cli.group(cls=DefaultGroup, default="status", default_if_no_args=True)
+def db():
+    """The verdict archive: status, queries, exports, integrity check, re-appraisal, replays.
+
+    \b
+    csvverify db status
+    csvverify db list --chip NZA9T14052605 --outcome fail [--json]
+    csvverify db show 42
+    csvverify db export --format csv|json|jsonl|html -o out
+    csvverify db check
+    csvverify db reappraise --chain --expect-measure HEX
+    csvverify db duplicates
+    csvverify db backup copy.db
+    """
+
+
+@db.command(name="path")
+@db_option
+def db_path_cmd(db_path):
+    """Print the archive's path."""
+    from csvverify.archive import default_path
+
+    click.echo(str(db_path or default_path()))
+
+
+@db.command(name="status")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@translate_errors
+def db_status(db_path, as_json):
+    """Counts, size, schema and the chain head."""
+    from csvverify.archive_query import status
+    from csvverify.archive_render import status_text
+
+    st = status(_archive(db_path, create=False))
+    click.echo(json.dumps(st, indent=2) if as_json else status_text(st))
+
+
+def filter_options(fn):
+    from csvverify.verdict import CHECKS
+
+    decorators = [
+        click.option("--chip", help="Only this chip id."),
+        click.option("--outcome", type=click.Choice(["pass", "fail", "incomplete", "error"]), help="Only this outcome."),
+        click.option("--check", "check_id", type=click.Choice(list(CHECKS)), metavar="CHECK",
+                     help="Only verdicts in which this check failed (e.g. report.mac)."),
+        click.option("--since", metavar="WHEN", help="Only verdicts from WHEN on: 2026-11-01, 2026-11-01T08:00, 7d, 12h."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def _filters(chip, outcome, check_id, since):
+    from csvverify.archive import parse_since
+    from csvverify.archive_query import Filters
+
+    return Filters(chip=chip, outcome=outcome, check=check_id, since=parse_since(since) if since else None)
+
+
+@db.command(name="list")
+@db_option
+@filter_options
+@click.option("-n", "--count", "limit", type=click.IntRange(0), default=20, show_default=True,
+              help="How many verdicts, newest first (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (an array of verdict summaries).")
+@translate_errors
+def db_list(db_path, chip, outcome, check_id, since, limit, as_json):
+    """List verdicts, newest first."""
+    from csvverify.archive_query import list_verdicts
+    from csvverify.archive_render import list_text
+
+    archive = _archive(db_path, create=False)
+    items = list_verdicts(archive.conn, _filters(chip, outcome, check_id, since), limit)
+    click.echo(json.dumps(list(items), indent=2) if as_json else list_text(items))
+
+
+@db.command(name="show")
+@click.argument("verdict_id", type=int, metavar="ID")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@translate_errors
+def db_show(ctx, verdict_id, db_path, as_json):
+    """One verdict with all its checks, its report and every path the report was seen at."""
+    from csvverify.archive_query import show
+    from csvverify.archive_render import show_text
+
+    archive = _archive(db_path, create=False)
+    item = show(archive.conn, verdict_id)
+    if item is None:
+        raise click.ClickException(f"no verdict {verdict_id} in {archive.path} (`csvverify db list` shows the ids)")
+    click.echo(json.dumps(item, indent=2) if as_json else show_text(item))
+
+
+@db.command(name="export")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "html"]), required=True,
+              help="csv: one row per verdict; json/jsonl: verdicts with their checks; html: a self-contained summary.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Output file ('-' for standard output).")
+@filter_options
+@translate_errors
+def db_export(db_path, fmt, out, chip, outcome, check_id, since):
+    """Export verdicts (all, or those matching the filters)."""
+    import sys
+
+    from csvverify.export import export
+
+    archive = _archive(db_path, create=False)
+    filters = _filters(chip, outcome, check_id, since)
+    if str(out) == "-":
+        count = export(archive.conn, fmt, sys.stdout, filters)
+    else:
+        try:
+            with open(out, "w", encoding="utf-8", newline="") as fh:
+                count = export(archive.conn, fmt, fh, filters)
+        except OSError as exc:
+            raise click.ClickException(f"{out}: cannot be written: {exc.strerror}") from None
+        click.echo(f"exported {count} verdicts to {out} ({fmt})", err=True)
+
+
+@db.command(name="check")
+@db_option
+@click.option("--expect-head", metavar="HASH", help="A head hash recorded earlier (db status) that must still be in the chain.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@translate_errors
+def db_check(ctx, db_path, expect_head, as_json):
+    """Is the history intact? Recomputes the hash chain over every verdict and its checks.
+
+    \b
+    Exit: 0 intact, 3 broken (the first broken link is named, with the change it implies:
+    edit, deletion or insertion), 7 the archive cannot be used.
+    """
+    from csvverify.archive_render import check_text
+    from csvverify.chaincheck import check_archive
+
+    archive = _archive(db_path, create=False)
+    report = check_archive(archive.conn, expect_head)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else check_text(report))
+    ctx.exit(0 if report.ok else 3)
+
+
+@db.command(name="reappraise")
+@batch_options
+@click.option("--dry-run", is_flag=True, help="Show the flips without storing the new verdicts.")
+@chain_options
+@expectation_options
+@policy_options
+@click.pass_context
+@translate_errors
+def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, **appraisal_options):
+    """Verify every archived report again under new settings and show which verdicts flip.
+
+    New verdicts are added (each names the verdict it re-appraises); nothing stored is changed.
+    Reports already re-appraised under these settings are not verified again (unless --force).
+    Exit: the worst class of the new verdicts, as for audit.
+    """
+    from csvverify import audit as batch
+
+    settings = _settings(**appraisal_options)
+    archive = _archive(db_path, create=False)
+    progress = _Progress("re-appraising",
+                         lambda: archive.conn.execute("SELECT COUNT(*) FROM reports WHERE bytes IS NOT NULL").fetchone()[0])
+    try:
+        summary = batch.reappraise(archive, settings, jobs=jobs, force=force, dry_run=dry_run, progress=progress)
+    finally:
+        progress.close()
+    _show_summary(ctx, summary, as_json, "reappraise" + (" (dry run)" if dry_run else ""))
+
+
+@db.command(name="duplicates")
+@db_option
+@click.option("--vm-threshold", type=click.IntRange(1), default=16, show_default=True,
+              help="Flag chips seen under more than this many VM ids.")
+@click.option("--limit", type=click.IntRange(0), default=50, show_default=True, help="Groups shown per kind (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@translate_errors
+def db_duplicates(db_path, vm_threshold, limit, as_json):
+    """Replays: the same mnonce or user data in different reports, a report under several paths,
+    a chip under many VM ids."""
+    from csvverify.archive_render import duplicates_text
+    from csvverify.replay import duplicates
+
+    archive = _archive(db_path, create=False)
+    dup = duplicates(archive.conn, vm_threshold, limit or None)
+    click.echo(json.dumps(dup, indent=2) if as_json else duplicates_text(dup))
+
+
+@db.command(name="backup")
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@db_option
+@translate_errors
+def db_backup(dest, db_path):
+    """Write a consistent copy of the archive to DEST (VACUUM INTO; safe while audits run)."""
+    from csvverify.archive import backup
+
+    archive = _archive(db_path, create=False)
+    size = backup(archive, dest)
+    click.echo(f"backed up {archive.path} to {dest} ({size / 1e6:.1f} MB)")

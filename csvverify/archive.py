@@ -1,0 +1,330 @@
+"""The verdict archive: a SQLite file (built with sqlite-utils) holding reports, verdicts and their checks.
+
+Default place ``$CSVVERIFY_HOME/archive.db``. WAL mode with a busy timeout; every write is one
+``BEGIN IMMEDIATE`` transaction, so several processes may write at once and a killed process leaves no
+partial rows. Verdict rows are never updated: each one carries ``prev_hash`` and ``hash`` =
+SHA-256(prev_hash ‖ SHA-256 of its content and checks), a chain ``csvverify.chaincheck`` verifies.
+Schema: ``csvverify.migrations`` and docs/archive.md.
+"""
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from csvverify import __version__
+from csvverify.errors import CsvVerifyError
+from csvverify.hashing import sha256
+from csvverify.home import home_dir
+
+GENESIS = "0" * 64
+STDIN = "<stdin>"  # the path recorded for a report read from standard input (not a place it was seen at)
+BUSY_TIMEOUT_MS = 120_000
+EXIT_ARCHIVE = 7  # the archive cannot be opened, is not an archive, or is newer than this tool
+REASON_CACHE_LIMIT = 50_000
+CACHE_KIB = 16_384  # SQLite page cache per connection: keeps the indexes of a large archive in memory
+
+VERDICT_FIELDS = ("run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class",
+                  "failed_checks", "tool_version", "settings_sha256", "policy_sha256", "chain", "trust_roots",
+                  "collateral", "findings", "hint", "reappraises")
+REPORT_FIELDS = ("sha256", "size", "bytes", "version", "container", "chip_id", "vm_id", "measure", "user_data",
+                 "mnonce", "policy", "sealing_key")
+
+
+class ArchiveError(CsvVerifyError):
+    """The archive cannot be used (exit class 7)."""
+
+    exit_code = EXIT_ARCHIVE
+
+
+def default_path() -> Path:
+    return home_dir() / "archive.db"
+
+
+def timestamp(when: datetime | None = None) -> str:
+    """UTC, millisecond precision, fixed width: sorts as text (``2026-11-28T14:03:54.123Z``)."""
+    when = when or datetime.now(timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_since(text: str, now: datetime | None = None) -> str:
+    """``--since``: an ISO date or date-time (UTC unless it says otherwise), or ``7d`` / ``12h`` / ``30m`` ago."""
+    value = text.strip()
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return timestamp((now or datetime.now(timezone.utc)) - timedelta(**{units[value[-1]]: int(value[:-1])}))
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ArchiveError(f"--since {text!r}: not a date, date-time or age",
+                           hint="use 2026-11-01, 2026-11-01T08:00, 7d, 12h or 30m") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return timestamp(when)
+
+
+def display_path(path) -> str:
+    """A path as stored: text, with undecodable bytes of the file name shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def content_sha256(verdict_values, checks) -> str:
+    """What a verdict's hash covers: every column but id/prev_hash/hash, and its checks in order."""
+    doc = json.dumps([verdict_values, checks], ensure_ascii=False, separators=(",", ":"))
+    return sha256(doc.encode("utf-8", "surrogatepass")).hex()
+
+
+def link_hash(prev_hash: str, content: str) -> str:
+    return sha256(f"{prev_hash}:{content}".encode()).hex()
+
+
+class Appraisal(NamedTuple):
+    """A new verdict ready to store: rows in ``VERDICT_FIELDS`` / ``REPORT_FIELDS`` order."""
+
+    path: str
+    sha256: str | None
+    report: tuple | None  # None when the input could not be read
+    verdict: tuple
+    checks: tuple  # ((position, check_id, status, reason), ...)
+    content: str  # content_sha256(verdict, checks)
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict[5]
+
+    @property
+    def exit_class(self) -> int:
+        return self.verdict[6]
+
+    @property
+    def failed_checks(self) -> str:
+        return self.verdict[7]
+
+
+class Archived(NamedTuple):
+    """An input whose verdict under the same settings and tool version is already stored."""
+
+    path: str
+    sha256: str | None
+    verdict_id: int
+    outcome: str
+    exit_class: int
+    failed_checks: str
+
+
+class Context(NamedTuple):
+    """What every verdict of one run shares."""
+
+    run_id: int | None
+    settings_sha256: str
+    policy_sha256: str | None
+    chain: bool
+    trust_roots: str  # JSON list of root fingerprints
+
+
+def appraisal(verdict, ctx: Context, path: str, data: bytes | None, reappraises: int | None = None) -> Appraisal:
+    """Rows for one verdict. A report that still carries the VM's sealing key is stored without its bytes
+    (the archive never keeps that secret); so is one whose bytes are not at hand (standard input)."""
+    fields = verdict.report
+    report_row = None
+    if verdict.sha256 is not None:
+        leaked = bool(fields) and fields.get("sealing_key") == "present"
+        size = len(data) if data is not None else None
+        blob = None if leaked else data
+        if fields:
+            report_row = (verdict.sha256, size, blob, fields["version"], fields.get("container"), fields["chip_id"],
+                          fields["vm_id"], fields["measure"], fields["user_data"], fields["mnonce"], fields["policy"],
+                          fields["sealing_key"])
+        else:
+            report_row = (verdict.sha256, size, blob) + (None,) * 9
+    trust = verdict.trust or {}
+    values = (ctx.run_id, timestamp(), path, verdict.sha256, fields["chip_id"] if fields else None,
+              verdict.outcome, int(verdict.exit_class), " ".join(c.id for c in verdict.failed),
+              __version__, ctx.settings_sha256, ctx.policy_sha256, int(ctx.chain), ctx.trust_roots,
+              json.dumps(trust["collateral"], sort_keys=True) if trust.get("collateral") else None,
+              json.dumps([f.to_dict() for f in verdict.findings], ensure_ascii=False), verdict.hint, reappraises)
+    checks = tuple((i, c.id, c.status.value, c.reason) for i, c in enumerate(verdict.checks))
+    return Appraisal(path, verdict.sha256, report_row, values, checks, content_sha256(values, checks))
+
+
+def find_existing(conn, sha: str | None, path: str, settings_sha256: str, run_id: int | None = None) -> Archived | None:
+    """The latest verdict for these bytes (or, for an unreadable input, this path) under these settings and
+    this tool version; only among the verdicts of ``run_id`` when it is given."""
+    sql = ("SELECT id, outcome, exit_class, failed_checks FROM verdicts WHERE "
+           + ("report_sha256 = ?" if sha is not None else "path = ? AND report_sha256 IS NULL")
+           + " AND settings_sha256 = ? AND tool_version = ?")
+    args = [sha if sha is not None else path, settings_sha256, __version__]
+    if run_id is not None:
+        sql += " AND run_id = ?"
+        args.append(run_id)
+    row = conn.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
+    return Archived(path, sha, *row) if row else None
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode: transactions are only the explicit BEGIN IMMEDIATE ones."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    else:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    return conn
+
+
+class Archive:
+    def __init__(self, path: Path | None = None, create: bool = True):
+        import sqlite_utils
+
+        from csvverify import migrations
+
+        self.path = Path(path) if path is not None else default_path()
+        if not create and not self.path.exists():
+            raise ArchiveError(f"{self.path}: no archive here yet",
+                               hint="`csvverify audit DIR` or `csvverify verify FILE --archive` creates it")
+        if self.path.is_dir():
+            raise ArchiveError(f"{self.path}: is a directory", hint="--db takes the archive's file name")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = connect(self.path)
+            self.db = sqlite_utils.Database(self.conn)
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            tables = set(self.db.table_names())
+            if tables and migrations.MIGRATIONS_TABLE not in tables:
+                raise ArchiveError(f"{self.path}: an SQLite file that is not a csvverify archive "
+                                   f"(tables: {', '.join(sorted(tables)[:5])})", hint="choose another --db path")
+            newer = migrations.unknown(self.db)
+            if newer:
+                raise ArchiveError(f"{self.path}: written by a newer csvverify (migrations {', '.join(newer)})",
+                                   hint="upgrade csvverify to use this archive")
+            migrations.migrate(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise ArchiveError(f"{self.path}: cannot be used as an archive: {exc}",
+                               hint="check the path, the free space and the file's permissions") from None
+        self._reasons: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def start_run(self, command: str, settings_sha256: str, settings_description: dict, arguments: dict) -> int:
+        with self._write():
+            self.conn.execute("INSERT OR IGNORE INTO settings (sha256, description, first_used) VALUES (?, ?, ?)",
+                              (settings_sha256, json.dumps(settings_description, sort_keys=True), timestamp()))
+            cur = self.conn.execute(
+                "INSERT INTO runs (command, started_at, tool_version, settings_sha256, arguments) VALUES (?,?,?,?,?)",
+                (command, timestamp(), __version__, settings_sha256, json.dumps(arguments, sort_keys=True)))
+            return cur.lastrowid
+
+    def finish_run(self, run_id: int, inputs: int, new_verdicts: int, already_archived: int) -> None:
+        """The only update the archive makes: a run's closing counts (runs are not part of the chain)."""
+        with self._write():
+            self.conn.execute("UPDATE runs SET finished_at = ?, inputs = ?, new_verdicts = ?, already_archived = ? "
+                              "WHERE id = ?", (timestamp(), inputs, new_verdicts, already_archived, run_id))
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self):
+        """One BEGIN IMMEDIATE transaction: waits for other writers (busy timeout), all or nothing."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise ArchiveError(f"{self.path}: cannot start a write: {exc}",
+                               hint="another process held the archive longer than the busy timeout; retry") from None
+        try:
+            yield
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._reasons.clear()  # reason ids handed out in the rolled-back transaction are gone
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise ArchiveError(f"{self.path}: write failed: {exc}",
+                                   hint="check the free space and the file's permissions") from None
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._reasons.clear()
+            raise ArchiveError(f"{self.path}: commit failed: {exc}", hint="check the free space") from None
+
+    def existing(self, sha: str | None, path: str, settings_sha256: str, run_id: int | None = None) -> Archived | None:
+        return find_existing(self.conn, sha, path, settings_sha256, run_id)
+
+    def _reason_id(self, text: str) -> int:
+        rid = self._reasons.get(text)
+        if rid is None:
+            self.conn.execute("INSERT OR IGNORE INTO reasons (text) VALUES (?)", (text,))
+            rid = self.conn.execute("SELECT id FROM reasons WHERE text = ?", (text,)).fetchone()[0]
+            if len(self._reasons) >= REASON_CACHE_LIMIT:
+                self._reasons.clear()
+            self._reasons[text] = rid
+        return rid
+
+    def store(self, items, settings_sha256: str, run_id: int | None, force: bool = False) -> list:
+        """Store a batch in one transaction. Returns, per item, the new verdict id or the ``Archived``
+        verdict that made it unnecessary (unless ``force``)."""
+        results = []
+        with self._write():
+            head = self.conn.execute("SELECT id, hash FROM verdicts ORDER BY id DESC LIMIT 1").fetchone()
+            last_id, prev = head if head else (0, GENESIS)
+            verdict_rows, check_rows, path_rows = [], [], []
+            batch: dict = {}
+            now = timestamp()
+            for item in items:
+                key = (item.sha256, None if item.sha256 else item.path)
+                if isinstance(item, Archived):
+                    found = item
+                else:
+                    found = batch.get(key) or self.existing(item.sha256, item.path, settings_sha256,
+                                                            run_id if force else None)
+                    if item.report is not None:
+                        self.conn.execute(
+                            f"INSERT INTO reports ({', '.join(REPORT_FIELDS)}, first_seen) VALUES "
+                            f"({', '.join('?' * len(REPORT_FIELDS))}, ?) ON CONFLICT (sha256) DO UPDATE SET "
+                            "bytes = excluded.bytes, size = excluded.size "
+                            "WHERE reports.bytes IS NULL AND excluded.bytes IS NOT NULL", item.report + (now,))
+                if item.sha256 is not None and item.path != STDIN:
+                    path_rows.append((item.sha256, item.path, now, run_id))
+                if found is not None:
+                    results.append(found._replace(path=item.path))
+                    continue
+                last_id += 1
+                digest = link_hash(prev, item.content)
+                verdict_rows.append((last_id,) + item.verdict + (prev, digest))
+                prev = digest
+                check_rows.extend((last_id, pos, cid, status, self._reason_id(reason))
+                                  for pos, cid, status, reason in item.checks)
+                found = Archived(item.path, item.sha256, last_id, item.outcome, item.exit_class, item.failed_checks)
+                batch[key] = found
+                results.append(last_id)
+            if path_rows:
+                self.conn.executemany("INSERT OR IGNORE INTO report_paths (report_sha256, path, first_seen, run_id) "
+                                      "VALUES (?, ?, ?, ?)", path_rows)
+            if verdict_rows:
+                self.conn.executemany(
+                    f"INSERT INTO verdicts (id, {', '.join(VERDICT_FIELDS)}, prev_hash, hash) VALUES "
+                    f"({', '.join('?' * (len(VERDICT_FIELDS) + 3))})", verdict_rows)
+                self.conn.executemany("INSERT INTO checks (verdict_id, position, check_id, status, reason_id) "
+                                      "VALUES (?, ?, ?, ?, ?)", check_rows)
+                self.conn.execute("INSERT INTO chain_heads (verdict_id, hash, recorded_at) VALUES (?, ?, ?)",
+                                  (last_id, prev, now))
+        return results
+
+
+def backup(archive: Archive, dest) -> int:
+    """A consistent copy (VACUUM INTO, safe while others write) that never overwrites; returns its size."""
+    dest = Path(dest)
+    if dest.exists():
+        raise ArchiveError(f"{dest}: already exists", hint="a backup never overwrites; choose a new file name")
+    try:
+        archive.conn.execute("VACUUM INTO ?", (str(dest),))
+    except sqlite3.DatabaseError as exc:
+        raise ArchiveError(f"{dest}: backup failed: {exc}", hint="check the directory exists and the free space") from None
+    return dest.stat().st_size

@@ -1,0 +1,468 @@
+"""Batch audit: walk inputs, verify them in parallel, store every verdict in the archive.
+
+Workers (``--jobs``, default = cores) read and verify; the main process is the only writer and stores
+results in batches, one transaction each (``Archive.store``). An input already verified under the same
+settings fingerprint and tool version is not verified again unless ``force``; a rerun after a crash
+therefore resumes where the last committed batch ended. Every input becomes exactly one row: an
+unreadable, garbage, huge or special file becomes an error verdict and the batch goes on.
+
+``reappraise`` runs the stored report bytes through the same machinery under new settings and reports
+which verdicts flip; it adds verdicts and never changes old ones.
+"""
+
+import fnmatch
+import json
+import os
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, NamedTuple
+
+from csvverify import __version__
+from csvverify.appraise import Appraiser, Settings
+from csvverify.archive import Appraisal, Archive, Archived, Context, appraisal, connect, display_path, find_existing
+from csvverify.errors import CsvVerifyError, InputError
+from csvverify.hashing import sha256
+from csvverify.inputs import read_input
+from csvverify.verdict import ExitClass, error_verdict, worst
+
+CHUNK = 64  # inputs per task sent to a worker
+WINDOW_PER_JOB = 4  # tasks in flight per worker: bounds memory whatever the input count
+BATCH = 512  # verdicts per write transaction
+BATCH_SECONDS = 1.0  # ... or fewer, when this long has passed since the last commit
+FAILURES_KEPT = 20
+
+
+class AuditError(CsvVerifyError):
+    exit_code = 1
+
+
+class WalkError(NamedTuple):
+    """A place the walk could not enter; it becomes an error verdict like any unreadable input."""
+
+    path: str
+    message: str
+
+
+class Stored(NamedTuple):
+    """A report taken from the archive for re-appraisal, with the verdict it is compared against."""
+
+    sha256: str
+    data: bytes
+    path: str
+    baseline_id: int | None
+    baseline_outcome: str | None
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+
+def walk(paths: Iterable, recursive: bool = False, pattern: str | None = None) -> Iterator:
+    """Files under the given paths, lazily (no listing is held in memory). Explicit paths are always taken;
+    directory entries must match ``pattern`` (a glob on the file name, or on the path below the directory
+    given when it contains "/"). Symlinked directories are not followed; anything else that is not a
+    directory (FIFO, dangling link, link loop) is yielded and becomes an error verdict."""
+    for top in paths:
+        top = os.fspath(top)
+        if os.path.isdir(top):
+            yield from _walk_dir(top, recursive, pattern)
+        else:
+            yield top
+
+
+def _walk_dir(top: str, recursive: bool, pattern: str | None) -> Iterator:
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError as exc:
+            yield WalkError(folder, f"{display_path(folder)}: cannot list the directory: {exc.strerror}")
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if recursive:
+                            stack.append(entry.path)
+                        continue
+                    if entry.is_symlink() and entry.is_dir():
+                        continue  # a symlinked directory: not followed (cycles)
+                except OSError:
+                    pass  # an entry that cannot be examined is read like any file and reports why
+                if pattern is None or _matches(entry.path, top, pattern):
+                    yield entry.path
+
+
+def _matches(path: str, top: str, pattern: str) -> bool:
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(os.path.relpath(path, top), pattern)
+    return fnmatch.fnmatchcase(os.path.basename(path), pattern)
+
+
+def count_inputs(paths: Iterable, recursive: bool = False, pattern: str | None = None) -> int:
+    return sum(1 for _ in walk(paths, recursive, pattern))
+
+
+# -- settings fingerprint --------------------------------------------------------------------------
+
+def settings_fingerprint(appraiser: Appraiser) -> tuple[str, dict]:
+    """SHA-256 over everything besides the report that can change a verdict, and its readable description.
+    Two runs with the same fingerprint and tool version give the same verdict for the same bytes."""
+    s = appraiser.settings
+    finder = appraiser.collateral
+    collateral = None
+    if s.chain:
+        collateral = {"certs_dir": str(s.collateral.certs_dir.resolve()) if s.collateral.certs_dir else None}
+        if finder is not None and finder.fixed is not None:
+            collateral["hsk_sha256"] = sha256(finder.fixed.hsk).hex()
+            collateral["cek_sha256"] = sha256(finder.fixed.cek).hex()
+        from csvverify.collateral import standard_paths
+
+        collateral["standard_paths"] = standard_paths()
+    store = None
+    if s.use_store and s.chain:
+        from csvverify.store import CertStore
+
+        index = CertStore().dir / "index.json"
+        store = sha256(index.read_bytes()).hex() if index.is_file() else "empty"
+    desc = {
+        "chain": s.chain,
+        "trust_roots": [r.fingerprint for r in s.roots.roots],
+        "collateral": collateral,
+        "trust_store_index_sha256": store,
+        "expect": {"user_data": [v.hex() for v in s.expect.user_data], "mnonce": [v.hex() for v in s.expect.mnonce],
+                   "measure": [v.hex() for v in s.expect.measure]},
+        "report_version": s.report_version,
+        "policy_sha256": policy_sha256(s),
+    }
+    return sha256(json.dumps(desc, sort_keys=True).encode()).hex(), desc
+
+
+def policy_sha256(settings: Settings) -> str | None:
+    """The appraisal policy's SHA-256 once settings carry a policy (``Settings.policy.sha256``), else None."""
+    policy = getattr(settings, "policy", None)
+    return getattr(policy, "sha256", None) if policy is not None else None
+
+
+def context(appraiser: Appraiser, run_id: int | None, settings_sha: str) -> Context:
+    s = appraiser.settings
+    roots = json.dumps([r.fingerprint for r in s.roots.roots])
+    return Context(run_id, settings_sha, policy_sha256(s), s.chain, roots)
+
+
+# -- workers ---------------------------------------------------------------------------------------
+
+class Worker:
+    """Reads and verifies inputs; looks in the archive (read-only) for verdicts that make work unnecessary."""
+
+    def __init__(self, settings: Settings, ctx: Context, db_path, force: bool):
+        self.appraiser = Appraiser(settings)
+        self.ctx = ctx
+        self.conn = connect(db_path, readonly=True)
+        self.force = force
+
+    def _existing(self, sha, path):
+        # With force, only this run's own verdicts count (a batch never verifies the same bytes twice).
+        if self.force and self.ctx.run_id is None:
+            return None
+        return find_existing(self.conn, sha, path, self.ctx.settings_sha256, self.ctx.run_id if self.force else None)
+
+    def one(self, task) -> Appraisal | Archived:
+        try:
+            if isinstance(task, Stored):
+                found = self._existing(task.sha256, task.path)
+                if found is not None:
+                    return found
+                return appraisal(self.appraiser.appraise_bytes(task.data, task.path), self.ctx, task.path, task.data,
+                                 reappraises=task.baseline_id)
+            if isinstance(task, WalkError):
+                return self._unreadable(task.path, task.message, None)
+            return self._file(task)
+        except Exception as exc:  # a defect must not stop the batch: it becomes an error verdict, never a pass
+            path = task.path if isinstance(task, (Stored, WalkError)) else display_path(task)
+            return self._unreadable(path, f"{path}: internal error while verifying: {type(exc).__name__}: {exc}",
+                                    "please report this with the input file")
+
+    def _file(self, path) -> Appraisal | Archived:
+        name = display_path(path)
+        try:
+            data = read_input(path)
+        except InputError as exc:
+            return self._unreadable(name, exc.message, exc.hint)
+        found = self._existing(sha256(data).hex(), name)
+        if found is not None:
+            return found
+        return appraisal(self.appraiser.appraise_bytes(data, name), self.ctx, name, data)
+
+    def _unreadable(self, name, message, hint):
+        found = self._existing(None, name)
+        return found if found is not None else appraisal(error_verdict(name, None, message, hint), self.ctx, name,
+                                                         None)
+
+    def many(self, tasks) -> list:
+        return [self.one(t) for t in tasks]
+
+
+_WORKER: Worker | None = None
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker when the audit process ends, even by SIGKILL: an orphaned pool worker would otherwise
+    wait forever on a queue whose writing end it holds itself."""
+    import select
+    import threading
+
+    def watch():
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            os._exit(1)
+        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+            while True:
+                time.sleep(1)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+        select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="csvverify-parent-watch", daemon=True).start()
+
+
+def _init_worker(settings, ctx, db_path, force, env, parent_pid):
+    global _WORKER
+    _exit_with(parent_pid)
+    for key in [k for k in os.environ if k.startswith("CSVVERIFY_")]:
+        del os.environ[key]
+    os.environ.update(env)  # the forkserver's environment may be older than the caller's
+    _WORKER = Worker(settings, ctx, db_path, force)
+
+
+def _run_chunk(tasks):
+    return _WORKER.many(tasks)
+
+
+def _chunks(tasks: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for task in tasks:
+        chunk.append(task)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _worker_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k.startswith("CSVVERIFY_") or k in ("HOME", "XDG_DATA_HOME")}
+
+
+def results(tasks: Iterable, settings: Settings, ctx: Context, db_path, force: bool, jobs: int) -> Iterator:
+    """(task, result) pairs in input order; at most jobs × WINDOW_PER_JOB chunks are in flight."""
+    if jobs <= 1:
+        worker = Worker(settings, ctx, db_path, force)
+        for chunk in _chunks(tasks, CHUNK):
+            yield from zip(chunk, worker.many(chunk))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers never inherit the writer's open SQLite connection (unsafe across fork).
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    mp = multiprocessing.get_context(method)
+    if method == "forkserver":
+        mp.set_forkserver_preload(["csvverify.audit"])
+    pool = ProcessPoolExecutor(jobs, mp_context=mp, initializer=_init_worker,
+                               initargs=(settings, ctx, str(db_path), force, _worker_env(), os.getpid()))
+    pending: deque = deque()
+    try:
+        for chunk in _chunks(tasks, CHUNK):
+            pending.append((chunk, pool.submit(_run_chunk, chunk)))
+            if len(pending) >= jobs * WINDOW_PER_JOB:
+                yield from _collect(pending.popleft())
+        while pending:
+            yield from _collect(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(submitted):
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunk, future = submitted
+    try:
+        return zip(chunk, future.result())
+    except BrokenProcessPool:
+        raise AuditError("a worker process stopped unexpectedly (killed, or out of memory)",
+                         hint="verdicts of the batches committed so far are kept: rerun the same command to resume, "
+                              "or use --jobs 1 to see the failure") from None
+
+
+# -- the writer side -------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    run_id: int
+    settings_sha256: str
+    inputs: int = 0
+    new: Counter = field(default_factory=Counter)  # outcome -> verdicts stored by this run
+    archived: Counter = field(default_factory=Counter)  # outcome -> inputs whose verdict was already stored
+    failing_checks: Counter = field(default_factory=Counter)
+    classes: set = field(default_factory=set)
+    failures: list = field(default_factory=list)  # (verdict id, path, outcome, failed checks), the first few
+    flips: Counter = field(default_factory=Counter)  # (old outcome, new outcome) -> count (re-appraisal)
+    flipped: list = field(default_factory=list)  # (old id, new id or None, path, old, new), the first few
+    withheld: int = 0  # re-appraisal: reports stored without bytes
+    seconds: float = 0.0
+    replay: dict = field(default_factory=dict)
+
+    @property
+    def exit_class(self) -> ExitClass:
+        return worst(ExitClass(c) for c in self.classes)
+
+    @property
+    def rate(self) -> float:
+        return self.inputs / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        outcomes = sorted(set(self.new) | set(self.archived))
+        return {
+            "schema": "csvverify/audit/v1", "tool": {"name": "csvverify", "version": __version__},
+            "run_id": self.run_id, "settings_sha256": self.settings_sha256, "inputs": self.inputs,
+            "seconds": round(self.seconds, 3), "exit_class": int(self.exit_class),
+            "outcomes": {o: {"new": self.new[o], "already_archived": self.archived[o]} for o in outcomes},
+            "failing_checks": dict(self.failing_checks.most_common()),
+            "failures": [{"verdict_id": v, "path": p, "outcome": o, "failed_checks": f.split()}
+                         for v, p, o, f in self.failures],
+            "flips": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(self.flips.items())],
+            "flipped": [{"baseline_verdict_id": a, "new_verdict_id": b, "path": p, "from": x, "to": y}
+                        for a, b, p, x, y in self.flipped],
+            "reports_without_bytes": self.withheld,
+            "replay": self.replay,
+        }
+
+
+class BatchWriter:
+    def __init__(self, archive: Archive, summary: Summary, force: bool, store: bool = True):
+        self.archive, self.summary, self.force, self.write = archive, summary, force, store
+        self.pending: list = []
+        self.last = time.monotonic()
+        archive.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_reports (sha256 TEXT PRIMARY KEY)")
+        archive.conn.execute("DELETE FROM temp.run_reports")
+
+    def add(self, task, result) -> None:
+        self.pending.append((task, result))
+        if len(self.pending) >= BATCH or time.monotonic() - self.last >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        items = [r for _, r in self.pending]
+        if self.write:
+            stored = self.archive.store(items, self.summary.settings_sha256, self.summary.run_id, self.force)
+        else:
+            stored = [r if isinstance(r, Archived) else None for r in items]
+        shas = [(r.sha256,) for r in items if r.sha256 is not None]
+        self.archive.conn.executemany("INSERT OR IGNORE INTO temp.run_reports (sha256) VALUES (?)", shas)
+        for (task, result), outcome in zip(self.pending, stored):
+            self._account(task, result, outcome)
+        self.pending.clear()
+        self.last = time.monotonic()
+
+    def _account(self, task, result, stored) -> None:
+        s = self.summary
+        s.inputs += 1
+        if isinstance(stored, Archived):
+            s.archived[stored.outcome] += 1
+            verdict_id, outcome, cls, failed = stored.verdict_id, stored.outcome, stored.exit_class, stored.failed_checks
+        else:
+            s.new[result.outcome] += 1
+            verdict_id, outcome, cls, failed = stored, result.outcome, result.exit_class, result.failed_checks
+        s.classes.add(cls)
+        s.failing_checks.update(failed.split())
+        if outcome != "pass" and len(s.failures) < FAILURES_KEPT:
+            s.failures.append((verdict_id, result.path, outcome, failed))
+        if isinstance(task, Stored) and task.baseline_outcome is not None and task.baseline_outcome != outcome:
+            s.flips[(task.baseline_outcome, outcome)] += 1
+            if len(s.flipped) < FAILURES_KEPT:
+                s.flipped.append((task.baseline_id, verdict_id, task.path, task.baseline_outcome, outcome))
+
+
+def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, arguments: dict, jobs: int,
+         force: bool, progress=None, store: bool = True, appraiser: Appraiser | None = None) -> Summary:
+    started = time.monotonic()
+    appraiser = appraiser or Appraiser(settings)  # checks the options once, before any worker starts
+    settings_sha, description = settings_fingerprint(appraiser)
+    run_id = archive.start_run(command, settings_sha, description, arguments) if store else None
+    ctx = context(appraiser, run_id, settings_sha)
+    summary = Summary(run_id, settings_sha)
+    writer = BatchWriter(archive, summary, force, store)
+    for task, result in results(tasks, settings, ctx, archive.path, force, jobs):
+        writer.add(task, result)
+        if progress is not None:
+            progress(1)
+    writer.flush()
+    if store:
+        archive.finish_run(run_id, summary.inputs, sum(summary.new.values()), sum(summary.archived.values()))
+    from csvverify.replay import replay_counts
+
+    summary.replay = replay_counts(archive.conn, scope="temp.run_reports")
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def audit(archive: Archive, paths: list, settings: Settings, *, recursive: bool = False, pattern: str | None = None,
+          jobs: int | None = None, force: bool = False, progress=None) -> Summary:
+    arguments = {"paths": [display_path(p) for p in paths], "recursive": recursive, "glob": pattern,
+                 "force": force}
+    return _run(archive, "audit", walk(paths, recursive, pattern), settings, arguments, jobs or default_jobs(), force,
+                progress)
+
+
+def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: int = 256) -> Iterator[Stored]:
+    """Every archived report with bytes, page by page (short reads: the writer is never held up)."""
+    last = 0
+    conn = connect(archive.path, readonly=True)
+    try:
+        while True:
+            rows = conn.execute(
+                "SELECT r.rowid, r.sha256, r.bytes, "
+                " (SELECT path FROM report_paths p WHERE p.report_sha256 = r.sha256 ORDER BY first_seen LIMIT 1), "
+                " (SELECT id || ' ' || outcome FROM verdicts v WHERE v.report_sha256 = r.sha256 "
+                "   AND NOT (v.settings_sha256 = ? AND v.tool_version = ?) ORDER BY id DESC LIMIT 1) "
+                "FROM reports r WHERE r.rowid > ? ORDER BY r.rowid LIMIT ?",
+                (settings_sha, __version__, last, page)).fetchall()
+            if not rows:
+                return
+            for rowid, sha, data, path, baseline in rows:
+                last = rowid
+                if data is None:  # kept without bytes (it carried a sealing key, or came from stdin)
+                    if on_withheld is not None:
+                        on_withheld()
+                    continue
+                base_id, base_outcome = baseline.split(" ", 1) if baseline else (None, None)
+                yield Stored(sha, data, path or f"archive:{sha}", int(base_id) if base_id else None, base_outcome)
+    finally:
+        conn.close()
+
+
+def reappraise(archive: Archive, settings: Settings, *, jobs: int | None = None, force: bool = False,
+               dry_run: bool = False, progress=None) -> Summary:
+    """Verify every stored report again under ``settings``; new verdicts point at the one they re-appraise."""
+    appraiser = Appraiser(settings)
+    settings_sha, _ = settings_fingerprint(appraiser)
+    withheld = Counter()
+    tasks = stored_reports(archive, settings_sha, lambda: withheld.update(["reports"]))
+    summary = _run(archive, "reappraise", tasks, settings, {"force": force, "dry_run": dry_run},
+                   jobs or default_jobs(), force, progress, store=not dry_run, appraiser=appraiser)
+    summary.withheld = withheld["reports"]
+    return summary

@@ -1,0 +1,329 @@
+"""The archive library: schema and migrations, what is stored, and the hash chain against plain-sqlite3 tampering."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_archive_support import make_corpus, report_bytes, rows, scalar
+
+from csvverify import migrations
+from csvverify.appraise import Appraiser, Settings
+from csvverify.archive import (GENESIS, Archive, ArchiveError, appraisal, content_sha256, display_path, link_hash,
+                               parse_since)
+from csvverify.audit import audit, context, settings_fingerprint
+from csvverify.chaincheck import check_archive
+from csvverify.collateral import CollateralOptions
+from csvverify.trust import TrustRoots
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus"), 12, chips=3)
+
+
+def settings_for(corpus, **extra) -> Settings:
+    roots = TrustRoots().with_extra(corpus.trust_root.read_bytes(), str(corpus.trust_root))
+    return Settings(roots=roots, chain=True, collateral=CollateralOptions(certs_dir=corpus.certs), **extra)
+
+
+@pytest.fixture
+def filled(tmp_path, corpus):
+    """An archive with one verdict per corpus report (12), written in batches of 5 (so several chain heads)."""
+    import csvverify.audit as batch
+
+    db = tmp_path / "archive.db"
+    archive = Archive(db)
+    old = batch.BATCH
+    batch.BATCH = 5
+    try:
+        summary = audit(archive, [corpus.reports], settings_for(corpus), jobs=1)
+    finally:
+        batch.BATCH = old
+    assert summary.new["pass"] == 12
+    assert check_archive(archive.conn).ok
+    archive.close()
+    return db
+
+
+def tamper(db: Path, *statements):
+    conn = sqlite3.connect(db)
+    for sql in statements:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+def verdict_of(db: Path, problem_kind: str):
+    archive = Archive(db)
+    report = check_archive(archive.conn)
+    archive.close()
+    assert not report.ok
+    first = report.problems[0]
+    assert first.kind == problem_kind, report.to_dict()
+    return first
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+def test_fresh_archive_schema(tmp_path):
+    archive = Archive(tmp_path / "a.db")
+    assert migrations.applied(archive.db) == [fn.__name__ for fn in migrations.MIGRATIONS] == ["m001_initial"]
+    assert set(archive.db.table_names()) >= {"runs", "settings", "reports", "report_paths", "verdicts", "reasons",
+                                             "checks", "chain_heads", migrations.MIGRATIONS_TABLE}
+    assert {c.name for c in archive.db["verdicts"].columns} == {
+        "id", "run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class", "failed_checks",
+        "tool_version", "settings_sha256", "policy_sha256", "chain", "trust_roots", "collateral", "findings", "hint",
+        "reappraises", "prev_hash", "hash"}
+    assert [c.name for c in archive.db["checks"].columns] == ["verdict_id", "position", "check_id", "status",
+                                                              "reason_id"]
+    assert {c.name for c in archive.db["reports"].columns} >= {"sha256", "bytes", "size", "version", "chip_id",
+                                                               "measure", "user_data", "mnonce", "policy"}
+    assert archive.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {row[0] for row in archive.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"verdicts_chip", "verdicts_report", "verdicts_outcome", "checks_failed", "reports_mnonce"} <= indexes
+    archive.close()
+    again = Archive(tmp_path / "a.db")
+    assert migrations.migrate(again.db) == []
+    assert scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {migrations.MIGRATIONS_TABLE}") == 1
+
+
+def test_failed_migration_leaves_nothing(tmp_path, monkeypatch):
+    def m002_broken(db):
+        db["half_done"].create({"id": int}, pk="id")
+        raise RuntimeError("disk on fire")
+
+    Archive(tmp_path / "a.db").close()
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [m002_broken])
+    with pytest.raises(RuntimeError):
+        Archive(tmp_path / "a.db")
+    assert "half_done" not in {r[0] for r in rows(tmp_path / "a.db", "SELECT name FROM sqlite_master")}
+    assert [r[0] for r in rows(tmp_path / "a.db", f"SELECT name FROM {migrations.MIGRATIONS_TABLE}")] == ["m001_initial"]
+
+
+def test_newer_archive_refused(tmp_path):
+    Archive(tmp_path / "a.db").close()
+    tamper(tmp_path / "a.db", f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ('m999_future', 'x')")
+    with pytest.raises(ArchiveError, match="newer csvverify .*m999_future") as err:
+        Archive(tmp_path / "a.db")
+    assert err.value.exit_code == 7
+
+
+def test_not_an_archive(tmp_path):
+    other = tmp_path / "other.db"
+    tamper(other, "CREATE TABLE notes (x)")
+    with pytest.raises(ArchiveError, match="not a csvverify archive"):
+        Archive(other)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is no database at all" * 100)
+    with pytest.raises(ArchiveError, match="cannot be used as an archive"):
+        Archive(junk)
+    with pytest.raises(ArchiveError, match="is a directory"):
+        Archive(tmp_path)
+    with pytest.raises(ArchiveError, match="no archive here yet"):
+        Archive(tmp_path / "missing.db", create=False)
+
+
+# -- what is stored -------------------------------------------------------------------------------
+
+def test_stored_rows_match_the_verdict(filled, corpus):
+    v = rows(filled, "SELECT v.id, v.outcome, v.exit_class, v.chip_id, v.report_sha256, v.chain, v.policy_sha256, "
+                     "v.trust_roots, v.collateral, r.chip_id, r.size, length(r.bytes), r.version FROM verdicts v "
+                     "JOIN reports r ON r.sha256 = v.report_sha256 ORDER BY v.id")
+    assert len(v) == 12
+    for vid, outcome, cls, chip, sha, chain, policy, roots, collateral, rchip, size, blen, version in v:
+        assert (outcome, cls, chain, policy, version) == ("pass", 0, 1, None, 1)
+        assert chip == rchip and chip.startswith("AUDITCHIP") and size == blen == 2548
+        assert len(json.loads(roots)) == 2  # pinned Hygon root and the forge test root
+        assert f"{chip}/hsk_cek.cert (--certs)" in json.loads(collateral)["hsk"]
+    checks = rows(filled, "SELECT check_id, status, text FROM checks JOIN reasons ON reasons.id = reason_id "
+                          "WHERE verdict_id = 1 ORDER BY position")
+    from csvverify.verdict import CHECKS
+
+    assert [c[0] for c in checks] == list(CHECKS)
+    assert dict((c[0], c[1]) for c in checks)["report.signature"] == "pass"
+    assert scalar(filled, "SELECT COUNT(*) FROM reasons") < scalar(filled, "SELECT COUNT(*) FROM checks") / 2
+
+
+def test_sealing_key_never_stored(tmp_path, corpus):
+    leaked = tmp_path / "leaked.cert"
+    leaked.write_bytes(report_bytes(99, sealing_key=None))  # the forge's real (non-zero) sealing key
+    archive = Archive(tmp_path / "a.db")
+    audit(archive, [leaked], settings_for(corpus), jobs=1)
+    data, flag = rows(tmp_path / "a.db", "SELECT bytes, sealing_key FROM reports")[0]
+    assert data is None and flag == "present"
+    key = leaked.read_bytes()[2484:2516]
+    assert any(key)
+    whole = (tmp_path / "a.db").read_bytes() + (tmp_path / "a.db-wal").read_bytes()
+    assert key not in whole
+
+
+def test_content_hash_recomputes_from_rows(tmp_path, corpus):
+    appraiser = Appraiser(settings_for(corpus))
+    sha, _ = settings_fingerprint(appraiser)
+    ctx = context(appraiser, None, sha)
+    data = (corpus.reports / "r00000.cert").read_bytes()
+    item = appraisal(appraiser.appraise_bytes(data, "x"), ctx, "x", data)
+    archive = Archive(tmp_path / "a.db")
+    archive.start_run("test", sha, {}, {})
+    [vid] = archive.store([item], sha, None)
+    prev, digest = rows(tmp_path / "a.db", "SELECT prev_hash, hash FROM verdicts WHERE id = ?", (vid,))[0]
+    assert prev == GENESIS and digest == link_hash(GENESIS, item.content)
+    assert item.content == content_sha256(item.verdict, item.checks)
+
+
+def test_fingerprint_tracks_settings(corpus):
+    base, _ = settings_fingerprint(Appraiser(settings_for(corpus)))
+    same, _ = settings_fingerprint(Appraiser(settings_for(corpus)))
+    from csvverify.verify import Expectations
+
+    other, desc = settings_fingerprint(Appraiser(settings_for(corpus, expect=Expectations(measure=(bytes(32),)))))
+    assert base == same != other and desc["expect"]["measure"] == ["00" * 32]
+
+
+def test_parse_since():
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("7d", now) == "2026-11-21T12:00:00.000Z"
+    assert parse_since("2026-11-01") == "2026-11-01T00:00:00.000Z"
+    assert parse_since("2026-11-01T08:00+02:00") == "2026-11-01T06:00:00.000Z"
+    with pytest.raises(ArchiveError, match="not a date"):
+        parse_since("last tuesday")
+
+
+def test_display_path_keeps_undecodable_names():
+    assert display_path(b"/ev/r\xff.cert".decode("utf-8", "surrogateescape")) == "/ev/r\\xff.cert"
+    assert display_path("/ev/plain.cert") == "/ev/plain.cert"
+
+
+# -- the hash chain against tampering with plain sqlite3 -------------------------------------------
+
+def test_intact_chain_and_expected_head(filled):
+    head = scalar(filled, "SELECT hash FROM verdicts WHERE id = 7")
+    archive = Archive(filled)
+    report = check_archive(archive.conn, expect_head=head)
+    assert report.ok and report.verdicts == 12 and report.head_id == 12 and report.expected_head_found
+    assert not check_archive(archive.conn, expect_head="ab" * 32).ok
+
+
+def test_detects_edited_verdict(filled):
+    tamper(filled, "UPDATE verdicts SET outcome = 'fail' WHERE id = 5")
+    problem = verdict_of(filled, "edit")
+    assert problem.verdict_id == 5 and "verdict 5 was changed" in problem.message
+
+
+def test_detects_edited_check(filled):
+    tamper(filled, "UPDATE checks SET status = 'fail' WHERE verdict_id = 9 AND check_id = 'report.mac'")
+    assert verdict_of(filled, "edit").verdict_id == 9
+
+
+def test_detects_edited_reason_text(filled):
+    """Reasons are stored once and shared: the first verdict using the edited text is named."""
+    reason = scalar(filled, "SELECT reason_id FROM checks WHERE verdict_id = 3 AND check_id = 'report.signature'")
+    first = scalar(filled, "SELECT MIN(verdict_id) FROM checks WHERE reason_id = ?", (reason,))
+    tamper(filled, f"UPDATE reasons SET text = 'looks fine' WHERE id = {reason}")
+    assert verdict_of(filled, "edit").verdict_id == first
+
+
+def test_detects_rehashed_edit(filled):
+    """An editor who also recomputes the edited row's own hash is caught at the next link."""
+    tamper(filled, "UPDATE verdicts SET outcome = 'fail' WHERE id = 4")
+    conn = sqlite3.connect(filled)
+    archive = Archive(filled)
+    from csvverify.chaincheck import _rows
+
+    row = next(r for r in _rows(archive.conn) if r.id == 4)
+    conn.execute("UPDATE verdicts SET hash = ? WHERE id = 4", (link_hash(row.prev, row.content),))
+    conn.commit()
+    problem = verdict_of(filled, "edit")
+    assert problem.verdict_id == 4 and "recomputed hash" in problem.message
+
+
+def test_detects_deleted_verdict(filled):
+    tamper(filled, "DELETE FROM checks WHERE verdict_id = 6", "DELETE FROM verdicts WHERE id = 6")
+    problem = verdict_of(filled, "deletion")
+    assert problem.verdict_id == 6 and "verdict 6 deleted" in problem.message
+
+
+def test_detects_deleted_verdict_leaving_its_checks(filled):
+    tamper(filled, "DELETE FROM verdicts WHERE id = 2")
+    assert verdict_of(filled, "deletion").verdict_id == 2
+
+
+def test_detects_truncated_tail(filled):
+    tamper(filled, "DELETE FROM checks WHERE verdict_id = 12", "DELETE FROM verdicts WHERE id = 12")
+    problem = verdict_of(filled, "deletion")
+    assert "tail was cut" in problem.message
+
+
+def test_detects_inserted_copy(filled):
+    """A copy of an existing verdict (with its checks) appended under a new id."""
+    cols = ", ".join(c for c in ("run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class",
+                                 "failed_checks", "tool_version", "settings_sha256", "policy_sha256", "chain",
+                                 "trust_roots", "collateral", "findings", "hint", "reappraises", "prev_hash", "hash"))
+    tamper(filled, f"INSERT INTO verdicts (id, {cols}) SELECT 13, {cols} FROM verdicts WHERE id = 3",
+           "INSERT INTO checks SELECT 13, position, check_id, status, reason_id FROM checks WHERE verdict_id = 3")
+    problem = verdict_of(filled, "insertion")
+    assert problem.verdict_id == 13
+
+
+def test_detects_inserted_row_in_the_middle(filled):
+    """Ids shifted to make room, a forged row put in the gap with a hash that links properly."""
+    conn = sqlite3.connect(filled)
+    for vid in range(12, 6, -1):
+        conn.execute("UPDATE checks SET verdict_id = ? WHERE verdict_id = ?", (vid + 1, vid))
+        conn.execute("UPDATE verdicts SET id = ? WHERE id = ?", (vid + 1, vid))
+    conn.execute("UPDATE chain_heads SET verdict_id = verdict_id + 1 WHERE verdict_id > 6")
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(verdicts)")][1:-2]
+    values = list(conn.execute(f"SELECT {', '.join(cols)} FROM verdicts WHERE id = 2").fetchone())
+    values[cols.index("outcome")] = "pass"
+    values[cols.index("path")] = "/forged/report.cert"
+    prev = conn.execute("SELECT hash FROM verdicts WHERE id = 6").fetchone()[0]
+    checks = conn.execute("SELECT position, check_id, status, text FROM checks JOIN reasons ON reasons.id = reason_id "
+                          "WHERE verdict_id = 2 ORDER BY position").fetchall()
+    conn.execute(f"INSERT INTO verdicts (id, {', '.join(cols)}, prev_hash, hash) VALUES (7, {', '.join('?' * len(cols))}, ?, ?)",
+                 values + [prev, link_hash(prev, content_sha256(values, checks))])
+    conn.execute("INSERT INTO checks SELECT 7, position, check_id, status, reason_id FROM checks WHERE verdict_id = 2")
+    conn.commit()
+    conn.close()
+    problem = verdict_of(filled, "insertion")
+    assert problem.verdict_id == 7 and "inserted" in problem.message
+
+
+def test_detects_appended_row_beyond_the_head(filled):
+    conn = sqlite3.connect(filled)
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(verdicts)")][1:-2]
+    values = list(conn.execute(f"SELECT {', '.join(cols)} FROM verdicts WHERE id = 12").fetchone())
+    prev = conn.execute("SELECT hash FROM verdicts WHERE id = 12").fetchone()[0]
+    conn.execute(f"INSERT INTO verdicts (id, {', '.join(cols)}, prev_hash, hash) VALUES (13, {', '.join('?' * len(cols))}, ?, ?)",
+                 values + [prev, link_hash(prev, content_sha256(values, []))])
+    conn.commit()
+    conn.close()
+    problem = verdict_of(filled, "insertion")
+    assert problem.verdict_id == 13 and "beyond the last recorded chain head" in problem.message
+
+
+def test_detects_altered_report_bytes(filled):
+    tamper(filled, "UPDATE reports SET bytes = zeroblob(2548) WHERE rowid = 1")
+    problem = verdict_of(filled, "edit")
+    assert "stored bytes do not hash" in problem.message
+
+
+def test_store_is_atomic(tmp_path, corpus, monkeypatch):
+    """A batch that fails half-way leaves no verdict, no check and no report of that batch."""
+    archive = Archive(tmp_path / "a.db")
+    appraiser = Appraiser(settings_for(corpus))
+    sha, desc = settings_fingerprint(appraiser)
+    run = archive.start_run("test", sha, desc, {})
+    ctx = context(appraiser, run, sha)
+    items = []
+    for name in ("r00000.cert", "r00001.cert"):
+        data = (corpus.reports / name).read_bytes()
+        items.append(appraisal(appraiser.appraise_bytes(data, name), ctx, name, data))
+    broken = items[1]._replace(checks=items[1].checks + ((0, "format", "pass", "duplicate position"),))
+    with pytest.raises(ArchiveError, match="write failed"):
+        archive.store([items[0], broken], sha, run)
+    assert [scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {t}") for t in ("verdicts", "checks", "reports")] == [0, 0, 0]
+    assert archive.store(items, sha, run) == [1, 2]
+    assert check_archive(archive.conn).ok

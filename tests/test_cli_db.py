@@ -1,0 +1,209 @@
+"""The `db` commands: status, path, list, show, export, check, reappraise, duplicates, backup."""
+
+import csv
+import io
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_archive_support import make_corpus, report_bytes, rows, scalar
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+TRUST = ["--hsk-cek", SAMPLES / "hsk_cek.cert", "--trust-root", SAMPLES / "test-root.cert"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("db"), 24, chips=3)
+
+
+@pytest.fixture
+def archive(run_cli, corpus, tmp_path):
+    """24 passing reports over 3 chips, a tampered one and a garbage file, audited into tmp_path/a.db."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    bad = bytearray(report_bytes(500, chips=3))
+    bad[50] ^= 0xFF
+    (extra / "tampered.cert").write_bytes(bytes(bad))
+    (extra / "garbage.bin").write_bytes(b"\x01" * 300)
+    db = tmp_path / "a.db"
+    res = run_cli("audit", corpus.reports, extra, *corpus.options, "--db", db, "--jobs", "1")
+    assert res.exit_code == 3, res.output
+    return db
+
+
+def test_path_and_status(run_cli, archive, isolated_home):
+    assert run_cli("db", "path").output.strip() == str(isolated_home / "archive.db")
+    assert run_cli("db", "path", "--db", archive).output.strip() == str(archive)
+    res = run_cli("db", "status", "--db", archive)
+    assert res.exit_code == 0
+    assert "verdicts    26  (error 1, fail 1, pass 24)" in res.output and "chain head  verdict 26:" in res.output
+    doc = json.loads(run_cli("db", "status", "--db", archive, "--json").output)
+    assert doc["verdicts"] == 26 and doc["chips"] == 3 and doc["migrations"] == ["m001_initial"]
+    assert doc["head"]["hash"] == scalar(archive, "SELECT hash FROM verdicts WHERE id = 26")
+    assert run_cli("db", "--db", archive).output == res.output  # status is the default
+
+
+def test_no_archive_yet(run_cli, tmp_path):
+    res = run_cli("db", "status", "--db", tmp_path / "none.db")
+    assert res.exit_code == 7 and "no archive here yet" in res.output
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_list_filters(run_cli, archive):
+    res = run_cli("db", "list", "--db", archive)
+    lines = res.output.splitlines()
+    assert lines[0].split()[:3] == ["id", "time", "outcome"] and len(lines) == 21  # header + 20 newest
+    assert lines[1].split()[0] == "26"
+    everything = json.loads(run_cli("db", "list", "--db", archive, "-n", "0", "--json").output)
+    assert len(everything) == 26 and [v["id"] for v in everything] == list(range(26, 0, -1))
+    chip = everything[-1]["chip_id"]
+    by_chip = json.loads(run_cli("db", "list", "--db", archive, "--chip", chip, "-n", "0", "--json").output)
+    assert by_chip and {v["chip_id"] for v in by_chip} == {chip}
+    assert len(by_chip) == sum(v["chip_id"] == chip for v in everything)
+    fails = json.loads(run_cli("db", "list", "--db", archive, "--outcome", "fail", "--json").output)
+    assert [v["failed_checks"] for v in fails] == [["report.signature"]]
+    by_check = json.loads(run_cli("db", "list", "--db", archive, "--check", "format", "--json").output)
+    assert [v["outcome"] for v in by_check] == ["error"]
+    assert json.loads(run_cli("db", "list", "--db", archive, "--since", "2999-01-01", "--json").output) == []
+    assert len(json.loads(run_cli("db", "list", "--db", archive, "--since", "1d", "-n", "5", "--json").output)) == 5
+    assert run_cli("db", "list", "--db", archive, "--chip", "NOSUCHCHIP").output.strip() == "no verdicts match"
+    res = run_cli("db", "list", "--db", archive, "--check", "report.nonsense")
+    assert res.exit_code == 2
+    res = run_cli("db", "list", "--db", archive, "--since", "yesterday-ish")
+    assert res.exit_code == 7 and "not a date" in res.output
+
+
+def test_show(run_cli, archive):
+    fail_id = scalar(archive, "SELECT id FROM verdicts WHERE outcome = 'fail'")
+    res = run_cli("db", "show", fail_id, "--db", archive)
+    assert res.exit_code == 0
+    assert res.output.startswith(f"verdict {fail_id}: fail (exit class 3)")
+    assert re.search(r"FAIL  report\.signature\s+report signature over \[0,180\)", res.output)
+    assert "seen at" in res.output and "hash        " in res.output
+    doc = json.loads(run_cli("db", "show", fail_id, "--db", archive, "--json").output)
+    assert doc["outcome"] == "fail" and len(doc["checks"]) == scalar(archive, "SELECT COUNT(*) FROM checks "
+                                                                              "WHERE verdict_id = ?", (fail_id,))
+    assert doc["report"]["chip_id"].startswith("AUDITCHIP") and doc["settings"]["chain"] is True
+    res = run_cli("db", "show", "999", "--db", archive)
+    assert res.exit_code == 1 and "no verdict 999" in res.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "html"])
+def test_export(run_cli, archive, tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    res = run_cli("db", "export", "--db", archive, "--format", fmt, "-o", out)
+    assert res.exit_code == 0 and f"exported 26 verdicts to {out}" in res.stderr
+    text = out.read_text()
+    if fmt == "csv":
+        table = list(csv.DictReader(io.StringIO(text)))
+        assert len(table) == 26 and table[0]["id"] == "1" and {r["outcome"] for r in table} == {"pass", "fail", "error"}
+    elif fmt == "json":
+        doc = json.loads(text)
+        assert doc["schema"] == "csvverify/archive-export/v1" and len(doc["verdicts"]) == 26
+        assert all(len(v["checks"]) == len(doc["verdicts"][0]["checks"]) for v in doc["verdicts"])
+    elif fmt == "jsonl":
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert [v["id"] for v in lines] == list(range(1, 27)) and lines[0]["hash"]
+    else:
+        assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+        # self-contained: nothing that a browser would fetch
+        assert not re.search(r"https?://|<script|<link|src=|@import|url\(", text)
+        assert "<h2>Failing checks</h2>" in text and "report.signature" in text and "<h2>Per chip" in text
+        assert "<h2>Per measure" in text and "AUDITCHIP0000" in text
+
+
+def test_export_filters_and_stdout(run_cli, archive):
+    res = run_cli("db", "export", "--db", archive, "--format", "jsonl", "-o", "-", "--outcome", "pass")
+    assert len(res.stdout.splitlines()) == 24
+    res = run_cli("db", "export", "--db", archive, "--format", "csv", "-o", "/nonexistent/dir/out.csv")
+    assert res.exit_code != 0 and "cannot be written" in res.output
+
+
+def test_check_clean_and_broken(run_cli, archive):
+    res = run_cli("db", "check", "--db", archive)
+    assert res.exit_code == 0 and res.output.startswith("intact: 26 verdicts")
+    head = scalar(archive, "SELECT hash FROM verdicts WHERE id = 10")
+    assert run_cli("db", "check", "--db", archive, "--expect-head", head).exit_code == 0
+    conn = sqlite3.connect(archive)
+    conn.execute("UPDATE verdicts SET outcome = 'pass', exit_class = 0, failed_checks = '' WHERE outcome = 'fail'")
+    conn.commit()
+    conn.close()
+    res = run_cli("db", "check", "--db", archive)
+    assert res.exit_code == 3 and res.output.startswith("BROKEN") and "edit: verdict" in res.output
+    doc = json.loads(run_cli("db", "check", "--db", archive, "--json").output)
+    assert doc["intact"] is False and doc["problems"][0]["kind"] == "edit"
+
+
+def corpus_options(archive: Path) -> list:
+    """The chain options the archive was audited with (its corpus directory is in the stored settings)."""
+    root = Path(json.loads(scalar(archive, "SELECT description FROM settings"))["collateral"]["certs_dir"]).parent
+    return ["--chain", "--certs", root / "certs", "--trust-root", root / "test-root.cert"]
+
+
+def test_reappraise_flips(run_cli, archive):
+    before = rows(archive, "SELECT id, hash FROM verdicts ORDER BY id")
+    measure = "ab" * 32
+    options = corpus_options(archive)
+    res = run_cli("db", "reappraise", "--db", archive, *options, "--expect-measure", measure, "--json")
+    assert res.exit_code == 3, res.output  # the tampered report still fails its signature
+    doc = json.loads(res.stdout)
+    # 24 good reports flip pass -> fail; the tampered one stays fail; the garbage stays error
+    assert doc["flips"] == [{"from": "pass", "to": "fail", "count": 24}]
+    assert doc["outcomes"] == {"error": {"new": 1, "already_archived": 0}, "fail": {"new": 25, "already_archived": 0}}
+    assert rows(archive, "SELECT id, hash FROM verdicts WHERE id <= 26 ORDER BY id") == before  # nothing rewritten
+    assert scalar(archive, "SELECT COUNT(*) FROM verdicts WHERE reappraises IS NOT NULL") == 26
+    flipped = doc["flipped"][0]
+    assert scalar(archive, "SELECT reappraises FROM verdicts WHERE id = ?", (flipped["new_verdict_id"],)) == \
+        flipped["baseline_verdict_id"]
+    again = json.loads(run_cli("db", "reappraise", "--db", archive, *options, "--expect-measure", measure,
+                               "--json").stdout)
+    assert again["outcomes"]["fail"] == {"new": 0, "already_archived": 25} and again["flips"] == doc["flips"]
+    assert scalar(archive, "SELECT COUNT(*) FROM verdicts") == 52
+    text = run_cli("db", "reappraise", "--db", archive, *options, "--dry-run").output
+    assert "reappraise (dry run)" in text and scalar(archive, "SELECT COUNT(*) FROM verdicts") == 52
+    assert run_cli("db", "check", "--db", archive).exit_code == 0
+
+
+def test_reappraise_dry_run_writes_nothing(run_cli, archive):
+    res = run_cli("db", "reappraise", "--db", archive, *corpus_options(archive), "--expect-mnonce", "00" * 16,
+                  "--dry-run", "--json")
+    doc = json.loads(res.stdout)
+    assert doc["run_id"] is None and doc["flips"] == [{"from": "pass", "to": "fail", "count": 24}]
+    assert scalar(archive, "SELECT COUNT(*) FROM verdicts") == 26 and scalar(archive, "SELECT COUNT(*) FROM runs") == 1
+
+
+def test_duplicates(run_cli, tmp_path):
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    mnonce = bytes(16)
+    (ev / "a.cert").write_bytes(report_bytes(1, user_data=b"one", mnonce=mnonce))
+    (ev / "b.cert").write_bytes(report_bytes(2, user_data=b"two", mnonce=mnonce))
+    (ev / "b2.cert").write_bytes((ev / "b.cert").read_bytes())
+    (ev / "c.cert").write_bytes(report_bytes(3, user_data=b"one"))
+    for i in range(4):
+        (ev / f"vm{i}.cert").write_bytes(report_bytes(9, chips=1, user_data=b"vm %d" % i, vm_id=bytes([i]) * 16))
+    corpus = make_corpus(tmp_path / "c", 0, chips=4)
+    db = tmp_path / "a.db"
+    run_cli("audit", ev, *corpus.options, "--db", db)
+    doc = json.loads(run_cli("db", "duplicates", "--db", db, "--vm-threshold", "3", "--json").output)
+    assert doc["mnonce"]["groups"] == 1 and doc["mnonce"]["shown"][0] == doc["mnonce"]["shown"][0] | {
+        "value": "00" * 16, "count": 2}
+    assert {e["path"] for e in doc["mnonce"]["shown"][0]["examples"]} <= {str(ev / n) for n in ("a.cert", "b.cert",
+                                                                                             "b2.cert")}
+    assert doc["user_data"]["groups"] == 1 and doc["user_data"]["shown"][0]["count"] == 2
+    assert doc["paths"]["shown"][0]["count"] == 2
+    assert doc["chip_vms"]["groups"] == 1 and doc["chip_vms"]["shown"][0]["count"] == 4  # chip 0: vm0..vm3
+    text = run_cli("db", "duplicates", "--db", db).output
+    assert "mnonce reused across different reports: 1" in text and "chip under many VM ids (more than 16): 0" in text
+
+
+def test_backup(run_cli, archive, tmp_path):
+    copy = tmp_path / "copy.db"
+    res = run_cli("db", "backup", copy, "--db", archive)
+    assert res.exit_code == 0 and copy.exists()
+    assert run_cli("db", "check", "--db", copy).output == run_cli("db", "check", "--db", archive).output
+    res = run_cli("db", "backup", copy, "--db", archive)
+    assert res.exit_code == 7 and "already exists" in res.output

@@ -5,6 +5,7 @@ Parsing is pure and strict about sizes; semantic rules (usages, issuers, signatu
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from csvverify.errors import InputError
 from csvverify.sm2 import PublicKey
@@ -146,7 +147,17 @@ def _uid(raw: bytes, len_off: int, what: str, source: str) -> tuple[int, bytes]:
 
 
 def parse_root_cert(raw: bytes, source: str = "root certificate") -> RootCert:
-    raw = bytes(raw)
+    return _parse_root_cert(bytes(raw), source)
+
+
+def parse_csv_cert(raw: bytes, source: str = "CSV certificate") -> CsvCert:
+    return _parse_csv_cert(bytes(raw), source)
+
+
+# Parsing is pure and the same HSK/CEK/PEK bytes recur in every report of a chip: remember results
+# (errors are not remembered, so they are raised again with their message every time).
+@lru_cache(maxsize=512)
+def _parse_root_cert(raw: bytes, source: str) -> RootCert:
     _check_size(raw, ROOT_CERT_SIZE, "root-style certificate (HRK/HSK)", source)
     uid_len, uid = _uid(raw, 212, "root certificate", source)
     return RootCert(
@@ -160,8 +171,8 @@ def parse_root_cert(raw: bytes, source: str = "root certificate") -> RootCert:
     )
 
 
-def parse_csv_cert(raw: bytes, source: str = "CSV certificate") -> CsvCert:
-    raw = bytes(raw)
+@lru_cache(maxsize=512)
+def _parse_csv_cert(raw: bytes, source: str) -> CsvCert:
     _check_size(raw, CSV_CERT_SIZE, "CSV certificate (CEK/PEK)", source)
     uid_len, uid = _uid(raw, 164, "CSV certificate", source)
     slots = tuple(

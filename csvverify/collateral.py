@@ -87,6 +87,7 @@ class CollateralFinder:
                                   hint="a folder holding <chip id>/hsk_cek.cert or hsk_cek.cert")
         self.options = options
         self.store = store
+        self._files: dict[tuple, bytes | CollateralError] = {}
         self.fixed: Collateral | None = None
         if options.hsk_cek:
             self.fixed = _split(_read_sized(options.hsk_cek, HSK_CEK_SIZE, "an hsk_cek.cert"),
@@ -124,16 +125,23 @@ class CollateralFinder:
         looked.append("the evidence (it carries no HSK/CEK)")
         return Collateral(looked_in=tuple(looked))
 
-    @staticmethod
-    def _first_file(candidates, how: str, looked: list[str]) -> Collateral | None:
+    def _first_file(self, candidates, how: str, looked: list[str]) -> Collateral | None:
         for path, chip in candidates:
-            if not path.is_file():
+            try:
+                st = path.stat()
+            except OSError:
                 looked.append(str(path))
                 continue
-            try:
-                blob = _read_sized(path, HSK_CEK_SIZE, "an hsk_cek.cert")
-            except CollateralError as exc:
-                looked.append(f"{path} (unusable: {exc.message})")
+            # A batch asks for the same chip's file many times: read it again only when it changed.
+            key = (path, st.st_mtime_ns, st.st_size, st.st_ino)
+            if key not in self._files:
+                try:
+                    self._files[key] = _read_sized(path, HSK_CEK_SIZE, "an hsk_cek.cert")
+                except CollateralError as exc:
+                    self._files[key] = exc
+            blob = self._files[key]
+            if isinstance(blob, CollateralError):
+                looked.append(f"{path} (unusable: {blob.message})")
                 continue
             return _split(blob, f"{path} ({how})", chip_id=chip)
         return None

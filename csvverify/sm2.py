@@ -65,25 +65,6 @@ def _double(pt):
     return (x3, y3, z3)
 
 
-def _add_affine(pt, x2, y2):
-    """Jacobian pt + affine (x2, y2)."""
-    x1, y1, z1 = pt
-    if not z1:
-        return (x2, y2, _num(1))
-    p = P
-    z1z1 = z1 * z1 % p
-    h = (x2 * z1z1 - x1) % p
-    r = (y2 * z1 * z1z1 - y1) % p
-    if not h:
-        return _double(pt) if not r else _INF
-    hh = h * h % p
-    hhh = h * hh % p
-    v = x1 * hh % p
-    x3 = (r * r - hhh - 2 * v) % p
-    y3 = (r * (v - x3) - y1 * hhh) % p
-    return (x3, y3, z1 * h % p)
-
-
 def _add(p1, p2):
     """Jacobian + Jacobian."""
     x1, y1, z1 = p1
@@ -154,9 +135,9 @@ class _FixedBase:
     def mul(self, k):
         w, mask, half = self.W, (1 << self.W) - 1, 1 << (self.W - 1)
         k = int(k)
-        acc = _INF
         p = P
-        for row in self.table:
+        x, y, z = _INF
+        for row in self.table:  # the mixed addition is inlined: this loop runs for every verification
             if not k:
                 break
             d = k & mask
@@ -164,13 +145,27 @@ class _FixedBase:
             if d > half:
                 d -= 1 << w
                 k += 1
-            if d > 0:
-                px, py = row[d - 1]
-                acc = _add_affine(acc, px, py)
-            elif d < 0:
-                px, py = row[-d - 1]
-                acc = _add_affine(acc, px, p - py)
-        return acc
+            if not d:
+                continue
+            px, py = row[d - 1] if d > 0 else row[-d - 1]
+            if d < 0:
+                py = p - py
+            if not z:
+                x, y, z = px, py, _num(1)
+                continue
+            z1z1 = z * z % p
+            h = (px * z1z1 - x) % p
+            r = (py * z * z1z1 - y) % p
+            if not h:
+                x, y, z = _double((x, y, z)) if not r else _INF
+                continue
+            hh = h * h % p
+            hhh = h * hh % p
+            v = x * hh % p
+            x = (r * r - hhh - 2 * v) % p
+            y = (r * (v - x) - y * hhh) % p
+            z = z * h % p
+        return (x, y, z)
 
 
 def _wnaf(k, w=5):
@@ -331,10 +326,13 @@ def _equation_problem(key: PublicKey, e: int, r: int, s: int) -> str | None:
     t = (r + s) % N
     if not t:
         return "(r + s) mod n is zero"
-    point = _add(_g_table().mul(s), _key_table(key.x, key.y).mul(t))
-    if not point[2]:
+    x, _, z = _add(_g_table().mul(s), _key_table(key.x, key.y).mul(t))
+    if not z:
         return "s*G + t*Q is the point at infinity"
-    if (e + _affine_x(point)) % N != r:
+    # (e + x1) mod n == r without an inversion: x1 = X/Z^2 is v or v + n for v = (r - e) mod n.
+    v = (r - e) % N
+    zz = z * z % P
+    if (x - v * zz) % P and not (v + N < P and not (x - (v + N) * zz) % P):
         return "signature does not match the message and key"
     return None
 

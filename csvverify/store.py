@@ -14,7 +14,7 @@ import re
 import tarfile
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,6 +78,8 @@ def chip_from_path(path: Path) -> str | None:
 class CertStore:
     def __init__(self, root: Path | None = None):
         self.dir = (root or home_dir()) / "certs"
+        self._cached: tuple | None = None  # (index stat, entries)
+        self._blobs: dict[str, bytes] = {}
 
     # -- persistence --------------------------------------------------------------------------------
 
@@ -89,14 +91,24 @@ class CertStore:
             yield
 
     def entries(self) -> list[Entry]:
+        path = self.dir / "index.json"
         try:
-            doc = json.loads((self.dir / "index.json").read_text())
+            st = path.stat()
         except FileNotFoundError:
             return []
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{self.dir / 'index.json'}: unreadable trust store index: {exc}",
-                             hint="restore it from a backup or a bundle (csvverify certs import bundle.tar)") from None
-        return [Entry(**e) for e in doc.get("entries", [])]
+        except OSError as exc:
+            raise StoreError(f"{path}: unreadable trust store index: {exc.strerror}") from None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._cached is None or self._cached[0] != stamp:  # lookups in a batch re-read only a changed index
+            try:
+                doc = json.loads(path.read_text())
+                entries = [Entry(**e) for e in doc.get("entries", [])]
+            except (OSError, json.JSONDecodeError, TypeError) as exc:
+                raise StoreError(f"{path}: unreadable trust store index: {exc}",
+                                 hint="restore it from a backup or a bundle (csvverify certs import bundle.tar)"
+                                 ) from None
+            self._cached = (stamp, entries)
+        return [replace(e) for e in self._cached[1]]
 
     def _write(self, entries: list[Entry]) -> None:
         doc = {"schema": SCHEMA, "entries": [asdict(e) for e in entries]}
@@ -106,10 +118,13 @@ class CertStore:
         os.replace(tmp, self.dir / "index.json")
 
     def blob(self, entry: Entry) -> bytes:
+        if entry.sha256 in self._blobs:
+            return self._blobs[entry.sha256]
         data = (self.dir / f"{entry.sha256}.cert").read_bytes()
         if sha256(data).hex() != entry.sha256:
             raise StoreError(f"{self.dir / entry.sha256}.cert: content does not match its recorded sha256",
                              hint="the store was altered; re-import the certificate from its source")
+        self._blobs[entry.sha256] = data  # content-addressed: a checked blob never changes meaning
         return data
 
     def _put(self, data: bytes) -> None:

@@ -147,3 +147,15 @@ def test_special_files(tmp_path):
     with pytest.raises(InputError, match="far too large"):
         read_input(big)
     assert MAX_INPUT < 10 * 1024 * 1024
+
+
+def test_binary_report_starting_with_a_brace_is_not_json(forge):
+    """About one obfuscated report in 150 begins with byte 0x7B ('{'): it is still a binary report."""
+    anonce = 0x11223344
+    digest = bytes([0x7B ^ 0x44]) + bytes(31)
+    raw = forge.report(1, anonce=anonce, user_pubkey_digest=digest)
+    assert raw[:1] == b"{"
+    ev = decode_container(raw, "brace.cert")
+    assert ev.container == "raw V1 report" and parse_evidence(ev, "brace.cert").user_pubkey_digest == digest
+    page = decode_container(raw.ljust(4096, b"\0"), "brace.bin")
+    assert page.container == "4096-byte page"

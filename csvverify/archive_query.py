@@ -118,7 +118,7 @@ def status(archive) -> dict:
         "schema": "csvverify/archive-status/v1",
         "path": str(archive.path),
         "size_bytes": size,
-        "migrations": migrations.applied(archive.db),
+        "migrations": migrations.applied(archive.conn),
         "verdicts": one("SELECT COUNT(*) FROM verdicts"),
         "outcomes": dict(conn.execute("SELECT outcome, COUNT(*) FROM verdicts GROUP BY outcome ORDER BY outcome")),
         "reports": one("SELECT COUNT(*) FROM reports"),

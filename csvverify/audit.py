@@ -20,7 +20,8 @@ from typing import Iterable, Iterator, NamedTuple
 
 from csvverify import __version__
 from csvverify.appraise import Appraiser, Settings
-from csvverify.archive import Appraisal, Archive, Archived, Context, appraisal, connect, display_path, find_existing
+from csvverify.archive import (Appraisal, Archive, Archived, Context, appraisal, connect, display_path,
+                               find_existing, find_existing_many)
 from csvverify.errors import CsvVerifyError, InputError
 from csvverify.hashing import sha256
 from csvverify.inputs import read_input
@@ -152,55 +153,67 @@ def context(appraiser: Appraiser, run_id: int | None, settings_sha: str) -> Cont
 
 # -- workers ---------------------------------------------------------------------------------------
 
+class _Input(NamedTuple):
+    task: object
+    name: str
+    data: bytes | None
+    sha256: str | None
+    error: tuple | None  # (message, hint) when the input could not be read
+
+
 class Worker:
-    """Reads and verifies inputs; looks in the archive (read-only) for verdicts that make work unnecessary."""
+    """Reads and verifies inputs; looks in the archive (read-only) for verdicts that make work unnecessary.
+    Inputs come in chunks: one query per chunk finds those already verified."""
 
     def __init__(self, settings: Settings, ctx: Context, db_path, force: bool):
         self.appraiser = Appraiser(settings)
         self.ctx = ctx
         self.conn = connect(db_path, readonly=True)
         self.force = force
-
-    def _existing(self, sha, path):
         # With force, only this run's own verdicts count (a batch never verifies the same bytes twice).
-        if self.force and self.ctx.run_id is None:
-            return None
-        return find_existing(self.conn, sha, path, self.ctx.settings_sha256, self.ctx.run_id if self.force else None)
-
-    def one(self, task) -> Appraisal | Archived:
-        try:
-            if isinstance(task, Stored):
-                found = self._existing(task.sha256, task.path)
-                if found is not None:
-                    return found
-                return appraisal(self.appraiser.appraise_bytes(task.data, task.path), self.ctx, task.path, task.data,
-                                 reappraises=task.baseline_id)
-            if isinstance(task, WalkError):
-                return self._unreadable(task.path, task.message, None)
-            return self._file(task)
-        except Exception as exc:  # a defect must not stop the batch: it becomes an error verdict, never a pass
-            path = task.path if isinstance(task, (Stored, WalkError)) else display_path(task)
-            return self._unreadable(path, f"{path}: internal error while verifying: {type(exc).__name__}: {exc}",
-                                    "please report this with the input file")
-
-    def _file(self, path) -> Appraisal | Archived:
-        name = display_path(path)
-        try:
-            data = read_input(path)
-        except InputError as exc:
-            return self._unreadable(name, exc.message, exc.hint)
-        found = self._existing(sha256(data).hex(), name)
-        if found is not None:
-            return found
-        return appraisal(self.appraiser.appraise_bytes(data, name), self.ctx, name, data)
-
-    def _unreadable(self, name, message, hint):
-        found = self._existing(None, name)
-        return found if found is not None else appraisal(error_verdict(name, None, message, hint), self.ctx, name,
-                                                         None)
+        self.scope = ctx.run_id if force else None
+        self.lookups = not force or ctx.run_id is not None
 
     def many(self, tasks) -> list:
-        return [self.one(t) for t in tasks]
+        inputs = [self._guarded(self._read, t, t) for t in tasks]
+        known = {}
+        if self.lookups:
+            known = find_existing_many(self.conn, [i.sha256 for i in inputs if i.sha256], self.ctx.settings_sha256,
+                                       self.scope)
+        return [self._guarded(self._result, i.task, i, known) for i in inputs]
+
+    def _guarded(self, step, task, *args):
+        try:
+            return step(*args)
+        except Exception as exc:  # a defect must not stop the batch: it becomes an error verdict, never a pass
+            name = task.path if isinstance(task, (Stored, WalkError)) else display_path(task)
+            failed = _Input(task, name, None, None, (f"{name}: internal error while verifying: "
+                                                     f"{type(exc).__name__}: {exc}",
+                                                     "please report this with the input file"))
+            return failed if step == self._read else self._result(failed, {})
+
+    @staticmethod
+    def _read(task) -> _Input:
+        if isinstance(task, Stored):
+            return _Input(task, task.path, task.data, task.sha256, None)
+        if isinstance(task, WalkError):
+            return _Input(task, task.path, None, None, (task.message, None))
+        name = display_path(task)
+        try:
+            data = read_input(task)
+        except InputError as exc:
+            return _Input(task, name, None, None, (exc.message, exc.hint))
+        return _Input(task, name, data, sha256(data).hex(), None)
+
+    def _result(self, item: _Input, known: dict) -> Appraisal | Archived:
+        if item.error is not None:
+            found = self.lookups and find_existing(self.conn, None, item.name, self.ctx.settings_sha256, self.scope)
+            return found or appraisal(error_verdict(item.name, None, *item.error), self.ctx, item.name, None)
+        if item.sha256 in known:
+            return Archived(item.name, item.sha256, *known[item.sha256])
+        baseline = item.task.baseline_id if isinstance(item.task, Stored) else None
+        return appraisal(self.appraiser.appraise_bytes(item.data, item.name), self.ctx, item.name, item.data,
+                         reappraises=baseline)
 
 
 _WORKER: Worker | None = None

@@ -11,11 +11,11 @@ them, leaves a consistent chain. Record the head hash (``db status``) somewhere 
 ``db check --expect-head`` to close that gap.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from csvverify.archive import GENESIS, VERDICT_FIELDS, content_sha256, link_hash
-from csvverify.hashing import sha256
 
 
 class Row(NamedTuple):
@@ -133,7 +133,7 @@ def _heads(conn, report: ChainReport) -> None:
 
 def _reports(conn, report: ChainReport) -> None:
     for sha, data in conn.execute("SELECT sha256, bytes FROM reports WHERE bytes IS NOT NULL"):
-        if sha256(data).hex() != sha:
+        if hashlib.sha256(data).hexdigest() != sha:
             report.problems.append(Problem("edit", None, f"report {sha[:16]}…: the stored bytes do not hash to "
                                                          f"its sha256"))
             return

@@ -13,28 +13,29 @@ MIGRATIONS = []
 migration = MIGRATIONS.append
 
 
-def applied(db) -> list[str]:
-    if not db[MIGRATIONS_TABLE].exists():
+def applied(conn) -> list[str]:
+    """Names of the migrations recorded in the archive (``conn``: an sqlite3 connection)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)).fetchone() is None:
         return []
-    return [row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name")]
+    return [row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name")]
 
 
-def pending(db) -> list[str]:
-    done = set(applied(db))
+def pending(conn) -> list[str]:
+    done = set(applied(conn))
     return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in done]
 
 
-def unknown(db) -> list[str]:
+def unknown(conn) -> list[str]:
     """Migrations recorded in the file that this version does not know (the archive is newer than the tool)."""
     known = {fn.__name__ for fn in MIGRATIONS}
-    return [name for name in applied(db) if name not in known]
+    return [name for name in applied(conn) if name not in known]
 
 
 def migrate(db) -> list[str]:
-    """Apply every pending migration; returns the names applied now."""
+    """Apply every pending migration (``db``: a sqlite_utils.Database); returns the names applied now."""
     done_now = []
     for fn in MIGRATIONS:
-        if fn.__name__ in set(applied(db)):
+        if fn.__name__ in set(applied(db.conn)):
             continue
         db.conn.execute("BEGIN IMMEDIATE")
         try:

@@ -229,7 +229,10 @@ def find_existing_many(conn, shas, settings_sha256: str, run_id: int | None = No
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode: transactions are only the explicit BEGIN IMMEDIATE ones."""
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        from urllib.parse import quote
+
+        conn = sqlite3.connect(f"file:{quote(os.fspath(path))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               isolation_level=None)
     else:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

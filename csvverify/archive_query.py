@@ -19,23 +19,14 @@ class Filters:
     run: int | None = None
 
     def where(self) -> tuple[str, list]:
-        clauses, args = [], []
-        if self.chip is not None:
-            clauses.append("v.chip_id = ?")
-            args.append(self.chip)
-        if self.outcome is not None:
-            clauses.append("v.outcome = ?")
-            args.append(self.outcome)
-        if self.check is not None:
-            clauses.append("v.id IN (SELECT verdict_id FROM checks WHERE check_id = ? AND status = 'fail')")
-            args.append(self.check)
-        if self.since is not None:
-            clauses.append("v.appraised_at >= ?")
-            args.append(self.since)
-        if self.run is not None:
-            clauses.append("v.run_id = ?")
-            args.append(self.run)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+        """The SQL WHERE clause (on verdicts aliased ``v``) and its arguments."""
+        conditions = [("v.chip_id = ?", self.chip), ("v.outcome = ?", self.outcome),
+                      ("v.id IN (SELECT verdict_id FROM checks WHERE check_id = ? AND status = 'fail')", self.check),
+                      ("v.appraised_at >= ?", self.since), ("v.run_id = ?", self.run)]
+        given = [(sql, value) for sql, value in conditions if value is not None]
+        if not given:
+            return "", []
+        return " WHERE " + " AND ".join(sql for sql, _ in given), [value for _, value in given]
 
 
 def list_verdicts(conn, filters: Filters = Filters(), limit: int | None = 20, newest_first: bool = True):
@@ -111,7 +102,10 @@ def show(conn, verdict_id: int) -> dict | None:
 
 def status(archive) -> dict:
     conn = archive.conn
-    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+
+    def one(sql):
+        return conn.execute(sql).fetchone()[0]
+
     size = sum(os.path.getsize(p) for p in (archive.path, f"{archive.path}-wal") if os.path.exists(p))
     head = conn.execute("SELECT id, hash, appraised_at FROM verdicts ORDER BY id DESC LIMIT 1").fetchone()
     return {

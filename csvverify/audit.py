@@ -245,6 +245,9 @@ def _exit_with(pid: int) -> None:
 
 def _init_worker(settings, ctx, db_path, force, env, parent_pid):
     global _WORKER
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the audit process's to handle (it stops the pool)
     _exit_with(parent_pid)
     for key in [k for k in os.environ if k.startswith("CSVVERIFY_")]:
         del os.environ[key]

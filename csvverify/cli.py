@@ -656,9 +656,10 @@ def _record_verdicts(db_path, appraiser, inputs, verdicts) -> None:
                 click.echo(f"warning: {path} changed after verification; its bytes are not archived", err=True)
                 data = None
         items.append(appraisal(verdict, ctx, STDIN if path == "-" else display_path(path), data))
-    ids = archive.store(items, settings_sha, run_id, force=True)
-    archive.finish_run(run_id, len(items), len(ids), 0)
-    click.echo(f"archived {len(ids)} verdict(s) in {archive.path}: id {', '.join(map(str, ids))}", err=True)
+    stored = archive.store(items, settings_sha, run_id, force=True)
+    ids = [str(r) for r in stored if isinstance(r, int)]  # the same bytes twice in one command: one verdict
+    archive.finish_run(run_id, len(items), len(ids), len(stored) - len(ids))
+    click.echo(f"archived {len(ids)} verdict(s) in {archive.path}: id {', '.join(ids)}", err=True)
 
 
 class _Progress:

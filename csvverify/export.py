@@ -33,8 +33,8 @@ def export(conn, fmt: str, out, filters: Filters = Filters()) -> int:
             count += 1
         return count
     if fmt == "json":
-        out.write(json.dumps({"schema": SCHEMA, "tool": {"name": "csvverify", "version": __version__}})[:-1])
-        out.write(', "verdicts": [')
+        tool = json.dumps({"name": "csvverify", "version": __version__})
+        out.write(f'{{"schema": "{SCHEMA}", "tool": {tool}, "verdicts": [')
     for row in verdict_rows(conn, filters):
         text = json.dumps(verdict_record(conn, row), ensure_ascii=False)
         if fmt == "json":
@@ -79,7 +79,10 @@ def _table(headers, rows, numeric=()) -> str:
 
 def write_html(conn, out, filters: Filters = Filters(), rows_per_table: int = 200) -> int:
     where, args = filters.where()
-    q = lambda sql, extra=(): conn.execute(sql, list(args) + list(extra)).fetchall()  # noqa: E731
+
+    def q(sql, extra=()):
+        return conn.execute(sql, list(args) + list(extra)).fetchall()
+
     total = q(f"SELECT COUNT(*) FROM verdicts v{where}")[0][0]
     outcomes = q(f"SELECT v.outcome, COUNT(*) FROM verdicts v{where} GROUP BY v.outcome ORDER BY 2 DESC")
     failing = q(f"SELECT c.check_id, COUNT(*), COUNT(DISTINCT v.chip_id) FROM checks c JOIN verdicts v "

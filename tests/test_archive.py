@@ -9,8 +9,8 @@ from test_archive_support import make_corpus, report_bytes, rows, scalar
 
 from csvverify import migrations
 from csvverify.appraise import Appraiser, Settings
-from csvverify.archive import (GENESIS, Archive, ArchiveError, appraisal, content_sha256, display_path, link_hash,
-                               parse_since)
+from csvverify.archive import (GENESIS, VERDICT_FIELDS, Archive, ArchiveError, appraisal, content_sha256, display_path,
+                               link_hash, parse_since)
 from csvverify.audit import audit, context, settings_fingerprint
 from csvverify.chaincheck import check_archive
 from csvverify.collateral import CollateralOptions
@@ -207,15 +207,20 @@ def test_intact_chain_and_expected_head(filled):
     assert not check_archive(archive.conn, expect_head="ab" * 32).ok
 
 
-def test_detects_edited_verdict(filled):
-    tamper(filled, "UPDATE verdicts SET outcome = 'fail' WHERE id = 5")
-    problem = verdict_of(filled, "edit")
-    assert problem.verdict_id == 5 and "verdict 5 was changed" in problem.message
-
-
-def test_detects_edited_check(filled):
-    tamper(filled, "UPDATE checks SET status = 'fail' WHERE verdict_id = 9 AND check_id = 'report.mac'")
-    assert verdict_of(filled, "edit").verdict_id == 9
+@pytest.mark.parametrize("statements, kind, verdict_id, message", [
+    (["UPDATE verdicts SET outcome = 'fail' WHERE id = 5"], "edit", 5, "verdict 5 was changed"),
+    (["UPDATE checks SET status = 'fail' WHERE verdict_id = 9 AND check_id = 'report.mac'"], "edit", 9,
+     "its content or its checks no longer match"),
+    (["DELETE FROM checks WHERE verdict_id = 6", "DELETE FROM verdicts WHERE id = 6"], "deletion", 6,
+     "verdict 6 deleted"),
+    (["DELETE FROM verdicts WHERE id = 2"], "deletion", 2, "verdict 2 deleted"),
+    (["DELETE FROM checks WHERE verdict_id = 12", "DELETE FROM verdicts WHERE id = 12"], "deletion", 12,
+     "tail was cut"),
+], ids=["edited-verdict", "edited-check", "deleted-verdict", "deleted-verdict-not-its-checks", "cut-tail"])
+def test_detects_plain_tampering(filled, statements, kind, verdict_id, message):
+    tamper(filled, *statements)
+    problem = verdict_of(filled, kind)
+    assert problem.verdict_id == verdict_id and message in problem.message
 
 
 def test_detects_edited_reason_text(filled):
@@ -240,28 +245,30 @@ def test_detects_rehashed_edit(filled):
     assert problem.verdict_id == 4 and "recomputed hash" in problem.message
 
 
-def test_detects_deleted_verdict(filled):
-    tamper(filled, "DELETE FROM checks WHERE verdict_id = 6", "DELETE FROM verdicts WHERE id = 6")
-    problem = verdict_of(filled, "deletion")
-    assert problem.verdict_id == 6 and "verdict 6 deleted" in problem.message
+def forge_row(conn, source: int, new_id: int, prev_hash: str, with_checks: bool = True, **changes) -> None:
+    """Insert a copy of verdict ``source`` as ``new_id``, changed, linked to ``prev_hash`` with a correct hash:
+    what a careful forger who knows the chain rule would write."""
+    values = list(conn.execute(f"SELECT {', '.join(VERDICT_FIELDS)} FROM verdicts WHERE id = ?", (source,)).fetchone())
+    for name, value in changes.items():
+        values[VERDICT_FIELDS.index(name)] = value
+    checks = conn.execute("SELECT position, check_id, status, text FROM checks JOIN reasons ON reasons.id = reason_id "
+                          "WHERE verdict_id = ? ORDER BY position", (source,)).fetchall() if with_checks else []
+    conn.execute(f"INSERT INTO verdicts (id, {', '.join(VERDICT_FIELDS)}, prev_hash, hash) "
+                 f"VALUES ({', '.join('?' * (len(VERDICT_FIELDS) + 3))})",
+                 [new_id] + values + [prev_hash, link_hash(prev_hash, content_sha256(values, checks))])
+    if with_checks:
+        conn.execute("INSERT INTO checks SELECT ?, position, check_id, status, reason_id FROM checks "
+                     "WHERE verdict_id = ?", (new_id, source))
+    conn.commit()
 
 
-def test_detects_deleted_verdict_leaving_its_checks(filled):
-    tamper(filled, "DELETE FROM verdicts WHERE id = 2")
-    assert verdict_of(filled, "deletion").verdict_id == 2
-
-
-def test_detects_truncated_tail(filled):
-    tamper(filled, "DELETE FROM checks WHERE verdict_id = 12", "DELETE FROM verdicts WHERE id = 12")
-    problem = verdict_of(filled, "deletion")
-    assert "tail was cut" in problem.message
+def hash_of(conn, verdict_id: int) -> str:
+    return conn.execute("SELECT hash FROM verdicts WHERE id = ?", (verdict_id,)).fetchone()[0]
 
 
 def test_detects_inserted_copy(filled):
-    """A copy of an existing verdict (with its checks) appended under a new id."""
-    cols = ", ".join(c for c in ("run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class",
-                                 "failed_checks", "tool_version", "settings_sha256", "policy_sha256", "chain",
-                                 "trust_roots", "collateral", "findings", "hint", "reappraises", "prev_hash", "hash"))
+    """A copy of an existing verdict (with its checks and its own links) appended under a new id."""
+    cols = ", ".join(VERDICT_FIELDS + ("prev_hash", "hash"))
     tamper(filled, f"INSERT INTO verdicts (id, {cols}) SELECT 13, {cols} FROM verdicts WHERE id = 3",
            "INSERT INTO checks SELECT 13, position, check_id, status, reason_id FROM checks WHERE verdict_id = 3")
     problem = verdict_of(filled, "insertion")
@@ -275,17 +282,7 @@ def test_detects_inserted_row_in_the_middle(filled):
         conn.execute("UPDATE checks SET verdict_id = ? WHERE verdict_id = ?", (vid + 1, vid))
         conn.execute("UPDATE verdicts SET id = ? WHERE id = ?", (vid + 1, vid))
     conn.execute("UPDATE chain_heads SET verdict_id = verdict_id + 1 WHERE verdict_id > 6")
-    cols = [r[1] for r in conn.execute("PRAGMA table_info(verdicts)")][1:-2]
-    values = list(conn.execute(f"SELECT {', '.join(cols)} FROM verdicts WHERE id = 2").fetchone())
-    values[cols.index("outcome")] = "pass"
-    values[cols.index("path")] = "/forged/report.cert"
-    prev = conn.execute("SELECT hash FROM verdicts WHERE id = 6").fetchone()[0]
-    checks = conn.execute("SELECT position, check_id, status, text FROM checks JOIN reasons ON reasons.id = reason_id "
-                          "WHERE verdict_id = 2 ORDER BY position").fetchall()
-    conn.execute(f"INSERT INTO verdicts (id, {', '.join(cols)}, prev_hash, hash) VALUES (7, {', '.join('?' * len(cols))}, ?, ?)",
-                 values + [prev, link_hash(prev, content_sha256(values, checks))])
-    conn.execute("INSERT INTO checks SELECT 7, position, check_id, status, reason_id FROM checks WHERE verdict_id = 2")
-    conn.commit()
+    forge_row(conn, 2, 7, hash_of(conn, 6), outcome="pass", path="/forged/report.cert")
     conn.close()
     problem = verdict_of(filled, "insertion")
     assert problem.verdict_id == 7 and "inserted" in problem.message
@@ -293,12 +290,7 @@ def test_detects_inserted_row_in_the_middle(filled):
 
 def test_detects_appended_row_beyond_the_head(filled):
     conn = sqlite3.connect(filled)
-    cols = [r[1] for r in conn.execute("PRAGMA table_info(verdicts)")][1:-2]
-    values = list(conn.execute(f"SELECT {', '.join(cols)} FROM verdicts WHERE id = 12").fetchone())
-    prev = conn.execute("SELECT hash FROM verdicts WHERE id = 12").fetchone()[0]
-    conn.execute(f"INSERT INTO verdicts (id, {', '.join(cols)}, prev_hash, hash) VALUES (13, {', '.join('?' * len(cols))}, ?, ?)",
-                 values + [prev, link_hash(prev, content_sha256(values, []))])
-    conn.commit()
+    forge_row(conn, 12, 13, hash_of(conn, 12), with_checks=False)
     conn.close()
     problem = verdict_of(filled, "insertion")
     assert problem.verdict_id == 13 and "beyond the last recorded chain head" in problem.message

@@ -259,7 +259,7 @@ def test_sigkill_many_rounds(big_corpus, tmp_path):
 
 def test_two_audits_at_once(big_corpus, tmp_path):
     db = tmp_path / "a.db"
-    first = start("audit", big_corpus.reports, "-r", *big_corpus.options, "--db", db, "--jobs", "1", "--json")
+    first = start("audit", big_corpus.reports, "-r", *big_corpus.options, "--db", db, "--jobs", "2", "--json")
     second = start("audit", big_corpus.reports / "d002", big_corpus.reports / "d003", big_corpus.reports / "d004",
                    big_corpus.reports / "d005", *big_corpus.options, "--db", db, "--jobs", "1", "--json")
     out1, err1 = first.communicate(timeout=300)

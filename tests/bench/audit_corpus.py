@@ -131,27 +131,26 @@ def _descendants(pid: int) -> list[tuple[int, int]]:
     return found
 
 
-def _pss_kib(pid: int) -> int:
-    """Proportional set size: shared pages divided among the processes sharing them (sums meaningfully)."""
+def _kib(path: str, key: str) -> int | None:
+    """The value in KiB of a ``Key:  123 kB`` line of a /proc file (None if the process is gone)."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _hwm_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes sharing them (sums meaningfully)."""
+    return _kib(f"/proc/{pid}/smaps_rollup", "Pss:") or 0
+
+
+def _hwm_kib(pid: int) -> int | None:
+    """Peak resident set size of the process so far."""
+    return _kib(f"/proc/{pid}/status", "VmHWM:")
 
 
 class PeakRss:

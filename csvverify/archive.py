@@ -178,7 +178,28 @@ def appraisal(verdict, ctx: Context, path: str, data: bytes | None, reappraises:
               json.dumps(trust["collateral"], sort_keys=True) if trust.get("collateral") else None,
               f"[{findings}]", verdict.hint, reappraises)
     checks = tuple([(i, c.id, c.status.value, c.reason) for i, c in enumerate(verdict.checks)])
-    return Appraisal(path, verdict.sha256, report_row, values, checks, _fast_content_sha256(values, checks))
+    try:
+        content = _fast_content_sha256(values, checks)
+    except UnicodeEncodeError:  # a file name that is not UTF-8 (e.g. of a --certs directory) in a reason
+        values = tuple(_text(v) for v in values)
+        checks = tuple(tuple(_text(v) for v in check) for check in checks)
+        content = content_sha256(values, checks)
+    return Appraisal(path, verdict.sha256, report_row, values, checks, content)
+
+
+def _text(value):
+    """Text that SQLite and UTF-8 JSON can hold: undecodable file-name bytes (surrogates) become \\xNN."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode()
+        return value
+    except UnicodeEncodeError:
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
 
 
 def find_existing(conn, sha: str | None, path: str, settings_sha256: str, run_id: int | None = None) -> Archived | None:

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -125,6 +126,17 @@ def test_bad_files_become_error_rows(run_cli, tmp_path):
     assert "Traceback" not in res.output and "1 × same report under several paths" in res.output
     rerun = run_cli("audit", ev, "-r", *TRUST, "--db", db, "--jobs", "1")
     assert rerun.exit_code == 3 and scalar(db, "SELECT COUNT(*) FROM verdicts") == 8
+
+
+def test_undecodable_names_in_reasons(run_cli, corpus, tmp_path):
+    """A --certs directory whose name is not UTF-8 ends up in check reasons; it is stored as \\xNN."""
+    certs = Path(os.fsdecode(bytes(tmp_path) + b"/certs-\xff"))
+    shutil.copytree(corpus.certs, certs)
+    code, doc = audit_json(run_cli, corpus.reports / "d000", "--chain", "--certs", certs, "--trust-root",
+                           corpus.trust_root, "--db", tmp_path / "a.db", "--jobs", "1")
+    assert code == 0 and doc["outcomes"] == {"pass": {"new": 10, "already_archived": 0}}
+    reason = scalar(tmp_path / "a.db", "SELECT text FROM reasons WHERE text LIKE 'HSK from %' LIMIT 1")
+    assert "certs-\\xff" in reason and intact(tmp_path / "a.db")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

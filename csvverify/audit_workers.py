@@ -1,0 +1,215 @@
+"""Audit workers: processes that read and verify inputs for the one writer (``csvverify.audit``).
+
+``results`` hands chunks of inputs to ``jobs`` worker processes (or verifies in this process when jobs is
+1) and yields (input, result) pairs in input order, with a bounded number of chunks in flight so memory
+does not grow with the batch. Workers open the archive read-only to skip inputs already verified; they
+end with the audit process, even when it is killed.
+"""
+
+import os
+import time
+from collections import deque
+from typing import Iterable, Iterator, NamedTuple
+
+from csvverify.appraise import Appraiser, Settings
+from csvverify.archive import (Appraisal, Archived, Context, appraisal, connect, display_path, find_existing,
+                               find_existing_many)
+from csvverify.errors import CsvVerifyError, InputError
+from csvverify.hashing import sha256
+from csvverify.inputs import read_input
+from csvverify.verdict import error_verdict
+
+CHUNK = 64  # inputs per task sent to a worker
+WINDOW_PER_JOB = 4  # tasks in flight per worker: bounds memory whatever the input count
+
+
+class AuditError(CsvVerifyError):
+    exit_code = 1
+
+
+class WalkError(NamedTuple):
+    """A place the walk could not enter; it becomes an error verdict like any unreadable input."""
+
+    path: str
+    message: str
+
+
+class Stored(NamedTuple):
+    """A report taken from the archive for re-appraisal, with the verdict it is compared against."""
+
+    sha256: str
+    data: bytes
+    path: str
+    baseline_id: int | None
+    baseline_outcome: str | None
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+class _Input(NamedTuple):
+    task: object
+    name: str
+    data: bytes | None
+    sha256: str | None
+    error: tuple | None  # (message, hint) when the input could not be read
+
+
+def _defect(task, exc: Exception) -> _Input:
+    name = task.path if isinstance(task, (Stored, WalkError)) else display_path(task)
+    return _Input(task, name, None, None, (f"{name}: internal error while verifying: {type(exc).__name__}: {exc}",
+                                           "please report this with the input file"))
+
+
+class Worker:
+    """Reads and verifies inputs; looks in the archive (read-only) for verdicts that make work unnecessary.
+    Inputs come in chunks: one query per chunk finds those already verified."""
+
+    def __init__(self, settings: Settings, ctx: Context, db_path, force: bool):
+        self.appraiser = Appraiser(settings)
+        self.ctx = ctx
+        self.conn = connect(db_path, readonly=True)
+        self.force = force
+        # With force, only this run's own verdicts count (a batch never verifies the same bytes twice).
+        self.scope = ctx.run_id if force else None
+        self.lookups = not force or ctx.run_id is not None
+
+    def many(self, tasks) -> list:
+        inputs = []
+        for task in tasks:
+            try:
+                inputs.append(self._read(task))
+            except Exception as exc:  # a defect must not stop the batch: it becomes an error verdict
+                inputs.append(_defect(task, exc))
+        known = {}
+        if self.lookups:
+            known = find_existing_many(self.conn, [i.sha256 for i in inputs if i.sha256], self.ctx.settings_sha256,
+                                       self.scope)
+        results = []
+        for item in inputs:
+            try:
+                results.append(self._result(item, known))
+            except Exception as exc:  # ... never a pass
+                results.append(self._result(_defect(item.task, exc), {}))
+        return results
+
+    @staticmethod
+    def _read(task) -> _Input:
+        if isinstance(task, Stored):
+            return _Input(task, task.path, task.data, task.sha256, None)
+        if isinstance(task, WalkError):
+            return _Input(task, task.path, None, None, (task.message, None))
+        name = display_path(task)
+        try:
+            data = read_input(task)
+        except InputError as exc:
+            return _Input(task, name, None, None, (exc.message, exc.hint))
+        return _Input(task, name, data, sha256(data).hex(), None)
+
+    def _result(self, item: _Input, known: dict) -> Appraisal | Archived:
+        if item.error is not None:
+            found = self.lookups and find_existing(self.conn, None, item.name, self.ctx.settings_sha256, self.scope)
+            return found or appraisal(error_verdict(item.name, None, *item.error), self.ctx, item.name, None)
+        if item.sha256 in known:
+            return Archived(item.name, item.sha256, *known[item.sha256])
+        baseline = item.task.baseline_id if isinstance(item.task, Stored) else None
+        return appraisal(self.appraiser.appraise_bytes(item.data, item.name), self.ctx, item.name, item.data,
+                         reappraises=baseline)
+
+
+_WORKER: Worker | None = None
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker when the audit process ends, even by SIGKILL: an orphaned pool worker would otherwise
+    wait forever on a queue whose writing end it holds itself."""
+    import select
+    import threading
+
+    def watch():
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            os._exit(1)
+        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+            while True:
+                time.sleep(1)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+        select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="csvverify-parent-watch", daemon=True).start()
+
+
+def _init_worker(settings, ctx, db_path, force, env, parent_pid):
+    global _WORKER
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the audit process's to handle (it stops the pool)
+    _exit_with(parent_pid)
+    for key in [k for k in os.environ if k.startswith("CSVVERIFY_")]:
+        del os.environ[key]
+    os.environ.update(env)  # the forkserver's environment may be older than the caller's
+    _WORKER = Worker(settings, ctx, db_path, force)
+
+
+def _run_chunk(tasks):
+    return _WORKER.many(tasks)
+
+
+def _chunks(tasks: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for task in tasks:
+        chunk.append(task)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _worker_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k.startswith("CSVVERIFY_") or k in ("HOME", "XDG_DATA_HOME")}
+
+
+def results(tasks: Iterable, settings: Settings, ctx: Context, db_path, force: bool, jobs: int) -> Iterator:
+    """(task, result) pairs in input order; at most jobs × WINDOW_PER_JOB chunks are in flight."""
+    if jobs <= 1:
+        worker = Worker(settings, ctx, db_path, force)
+        for chunk in _chunks(tasks, CHUNK):
+            yield from zip(chunk, worker.many(chunk))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers never inherit the writer's open SQLite connection (unsafe across fork).
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    mp = multiprocessing.get_context(method)
+    if method == "forkserver":
+        mp.set_forkserver_preload(["csvverify.audit_workers"])
+    pool = ProcessPoolExecutor(jobs, mp_context=mp, initializer=_init_worker,
+                               initargs=(settings, ctx, str(db_path), force, _worker_env(), os.getpid()))
+    pending: deque = deque()
+    try:
+        for chunk in _chunks(tasks, CHUNK):
+            pending.append((chunk, pool.submit(_run_chunk, chunk)))
+            if len(pending) >= jobs * WINDOW_PER_JOB:
+                yield from _collect(pending.popleft())
+        while pending:
+            yield from _collect(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(submitted):
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunk, future = submitted
+    try:
+        return zip(chunk, future.result())
+    except BrokenProcessPool:
+        raise AuditError("a worker process stopped unexpectedly (killed, or out of memory)",
+                         hint="verdicts of the batches committed so far are kept: rerun the same command to resume, "
+                              "or use --jobs 1 to see the failure") from None

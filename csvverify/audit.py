@@ -248,11 +248,12 @@ def default_jobs() -> int:
 
 
 def audit(archive: Archive, paths: list, settings: Settings, *, recursive: bool = False, pattern: str | None = None,
-          jobs: int | None = None, force: bool = False, progress=None) -> Summary:
+          jobs: int | None = None, force: bool = False, progress=None, appraiser: Appraiser | None = None) -> Summary:
+    """Verify every input under ``paths`` into the archive (``appraiser``: one already built from ``settings``)."""
     arguments = {"paths": [display_path(p) for p in paths], "recursive": recursive, "glob": pattern,
                  "force": force}
     return _run(archive, "audit", walk(paths, recursive, pattern), settings, arguments, jobs or default_jobs(), force,
-                progress)
+                progress, appraiser=appraiser)
 
 
 def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: int = 256) -> Iterator[Stored]:

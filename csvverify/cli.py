@@ -730,16 +730,18 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
     7 the archive cannot be used. Non-zero therefore means "the batch had failures".
     """
     from csvverify import audit as batch
+    from csvverify.appraise import Appraiser
     from csvverify.errors import UsageError
 
     if "-" in paths:
         raise UsageError("audit reads files and directories, not standard input; use `csvverify verify -`")
     settings = _settings(**appraisal_options)
+    appraiser = Appraiser(settings)  # unusable collateral options stop here, before the archive is touched
     archive = _archive(db_path)
     progress = _Progress("auditing", lambda: batch.count_inputs(paths, recursive, pattern))
     try:
         summary = batch.audit(archive, list(paths), settings, recursive=recursive, pattern=pattern, jobs=jobs,
-                              force=force, progress=progress)
+                              force=force, progress=progress, appraiser=appraiser)
     finally:
         progress.close()
     _show_summary(ctx, summary, as_json, "audit")

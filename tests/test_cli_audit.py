@@ -5,6 +5,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def big_corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("audit-big"), 600, chips=6, per_dir=100)
+    return make_corpus(tmp_path_factory.mktemp("audit-big"), 1500, chips=6, per_dir=250)
+
+
+@pytest.fixture(scope="module")
+def huge_corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("audit-huge"), 6000, chips=8, per_dir=500)
 
 
 def intact(db: Path) -> bool:
@@ -196,6 +202,9 @@ def test_usage_and_archive_errors(run_cli, corpus, tmp_path):
     assert res.exit_code == 2 and "standard input" in res.output
     res = run_cli("audit", corpus.reports, "--db", tmp_path)
     assert res.exit_code == 7 and "is a directory" in res.output and "Traceback" not in res.output
+    res = run_cli("audit", corpus.reports, "--hsk", corpus.trust_root, "--db", tmp_path / "bad.db")
+    assert res.exit_code == 4 and "--hsk and --cek must be given together" in res.output
+    assert not (tmp_path / "bad.db").exists()
     res = run_cli("audit", tmp_path / "missing", *corpus.options, "--db", tmp_path / "a.db")
     assert res.exit_code == 1 and "no such file" in scalar(tmp_path / "a.db", "SELECT text FROM reasons "
                                                                               "WHERE text LIKE '%no such file%'")
@@ -232,18 +241,34 @@ def test_verify_archive_from_stdin(run_cli, tmp_path):
 
 # -- crash safety and concurrency (separate processes) ----------------------------------------------
 
+def verdict_count(db: Path) -> int:
+    try:
+        return scalar(db, "SELECT COUNT(*) FROM verdicts")
+    except sqlite3.Error:  # not created yet, or its schema not committed yet
+        return 0
+
+
 def kill_and_resume(corpus, db: Path, rounds: int, seed: int) -> list[int]:
-    """Kill `audit` at random moments, then let it finish; returns the verdict count after each kill."""
+    """Kill `audit` with SIGKILL, then let a last run finish; returns the verdict count after each kill.
+    Even rounds kill at a random moment from start-up on; odd rounds wait until the run has committed a
+    batch of its own, then kill at a random moment in the middle of the work."""
     rng = random.Random(seed)
     args = ["audit", corpus.reports, "-r", *corpus.options, "--db", db, "--jobs", "2"]
     seen = []
-    for _ in range(rounds):
+    for round_ in range(rounds):
+        before = verdict_count(db)
         proc = start(*args)
-        time.sleep(rng.uniform(0.05, 1.6))
+        if round_ % 2 == 0:
+            time.sleep(rng.uniform(0.05, 1.5))
+        else:
+            deadline = time.monotonic() + 60
+            while verdict_count(db) == before and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode in (-signal.SIGKILL, 0)
-        seen.append(scalar(db, "SELECT COUNT(*) FROM verdicts") if db.exists() else 0)
+        seen.append(verdict_count(db))
     final = csvverify(*args, "--json")
     assert final.returncode == 0, final.stderr
     doc = json.loads(final.stdout)
@@ -258,15 +283,18 @@ def kill_and_resume(corpus, db: Path, rounds: int, seed: int) -> list[int]:
 
 
 def test_sigkill_then_resume(big_corpus, tmp_path):
-    kill_and_resume(big_corpus, tmp_path / "a.db", rounds=3, seed=1)
+    seen = kill_and_resume(big_corpus, tmp_path / "a.db", rounds=3, seed=1)
+    assert 0 < seen[1] < big_corpus.count, seen  # the second kill landed in the middle of the work
 
 
 @pytest.mark.slow
-def test_sigkill_many_rounds(big_corpus, tmp_path):
+def test_sigkill_many_rounds(huge_corpus, tmp_path):
     seen = []
     for seed in range(10):
-        seen += kill_and_resume(big_corpus, tmp_path / f"a{seed}.db", rounds=5, seed=100 + seed)
-    assert any(0 < n < big_corpus.count for n in seen), seen  # some kills landed in the middle of the work
+        seen += kill_and_resume(huge_corpus, tmp_path / f"a{seed}.db", rounds=5, seed=100 + seed)
+    middle = sum(0 < n < huge_corpus.count for n in seen)
+    print(f"{len(seen)} kills, {middle} in the middle of the work; verdicts after each kill: {seen}")
+    assert middle >= 25, seen
 
 
 def test_two_audits_at_once(big_corpus, tmp_path):
@@ -279,8 +307,10 @@ def test_two_audits_at_once(big_corpus, tmp_path):
     assert first.returncode == 0 and second.returncode == 0, err1 + err2
     assert "locked" not in err1 + err2
     doc1, doc2 = json.loads(out1), json.loads(out2)
-    assert doc1["inputs"] == 600 and doc2["inputs"] == 400
-    assert doc1["outcomes"]["pass"]["new"] + doc2["outcomes"]["pass"]["new"] == 600  # each report verified once
+    assert doc1["inputs"] == 1500 and doc2["inputs"] == 1000
+    assert doc1["outcomes"]["pass"]["new"] + doc2["outcomes"]["pass"]["new"] == 1500  # each report verified once
+    (start1, end1), (start2, end2) = rows(db, "SELECT started_at, finished_at FROM runs ORDER BY id")
+    assert start1 < end2 and start2 < end1  # the two runs really wrote at the same time
     counts = archive_counts(db)
-    assert counts["verdicts"] == 600 and counts["duplicate_verdicts"] == 0 and counts["orphan_checks"] == 0
+    assert counts["verdicts"] == 1500 and counts["duplicate_verdicts"] == 0 and counts["orphan_checks"] == 0
     assert intact(db)

@@ -757,7 +757,7 @@ def db():
     csvverify db show 42
     csvverify db export --format csv|json|jsonl|html -o out
     csvverify db check
-    csvverify db reappraise --chain --expect-measure HEX
+    csvverify db reappraise --chain --certs DIR --policy new.toml
     csvverify db duplicates
     csvverify db backup copy.db
     """

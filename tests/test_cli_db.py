@@ -175,6 +175,21 @@ def test_reappraise_dry_run_writes_nothing(run_cli, archive):
     assert scalar(archive, "SELECT COUNT(*) FROM verdicts") == 26 and scalar(archive, "SELECT COUNT(*) FROM runs") == 1
 
 
+def test_reappraise_with_policy(run_cli, archive):
+    """A chip denied by policy: its passing verdicts flip to fail (policy class); the policy hash is recorded."""
+    chip = scalar(archive, "SELECT chip_id FROM verdicts WHERE outcome = 'pass' LIMIT 1")
+    passing = scalar(archive, "SELECT COUNT(*) FROM verdicts WHERE chip_id = ? AND outcome = 'pass'", (chip,))
+    res = run_cli("db", "reappraise", "--db", archive, *corpus_options(archive), "--deny-chip", chip, "--json")
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 3  # the tampered report (signature) still outranks the policy failures
+    assert doc["flips"] == [{"from": "pass", "to": "fail", "count": passing}]
+    assert rows(archive, "SELECT DISTINCT exit_class FROM verdicts WHERE reappraises IS NOT NULL AND chip_id = ? "
+                         "AND outcome = 'fail' AND failed_checks = 'policy.chip'", (chip,)) == [(6,)]
+    policy = rows(archive, "SELECT DISTINCT policy_sha256 FROM verdicts WHERE reappraises IS NOT NULL")
+    assert len(policy) == 1 and len(policy[0][0]) == 64
+    assert rows(archive, "SELECT DISTINCT policy_sha256 FROM verdicts WHERE reappraises IS NULL") == [(None,)]
+
+
 def test_duplicates(run_cli, tmp_path):
     ev = tmp_path / "ev"
     ev.mkdir()

@@ -83,6 +83,12 @@ int csv_check_response(const uint8_t *page, size_t len, const uint8_t mnonce[CSV
 void csv_blank_sealing_key(uint8_t *report, const struct csv_layout *layout);
 /* Clear (de-obfuscated for V1) copy of the report's first 188 bytes and of the signer block. */
 void csv_deobfuscate(const uint8_t *raw, const struct csv_layout *layout, uint8_t *clear);
+/* A V1 report whose signer block a collector already de-obfuscated (the CoCo evidence shape): the
+ * PEK words at 344 read clear although the anonce is not zero (report-format.md §6.1). */
+int csv_v1_signer_clear(const uint8_t *raw);
+/* The signer block [pek_off, mac_off) as the firmware stored it and MACed it (re-obfuscated when
+ * the collector cleared it); `out` holds mac_off - pek_off bytes. */
+void csv_signer_block_as_stored(const uint8_t *raw, const struct csv_layout *layout, uint8_t *out);
 
 /* ---- locked page and pagemap (page.c) ---- */
 int csv_page_alloc(uint8_t **page); /* mmap + mlock one zeroed page */
@@ -140,7 +146,9 @@ int csv_verify_cert_sig(const struct csv_cert *cert, uint32_t sig_usage, const s
 extern const uint8_t csv_hrk_key_id[16];
 extern const struct csv_pubkey csv_hrk_pubkey;
 
-/* Guess the layout of a report buffer (2548, 3380 or a 4096-byte page); NULL if unknown. */
-const struct csv_layout *csv_probe_layout(const uint8_t *buf, size_t len);
+/* The layout of a report buffer: by size for 2548 and 3380 bytes, by probing a 4096-byte page as
+ * csvverify does. CSV_OK, or CSV_ERR_REPORT_FORMAT with the reason (unknown size, ambiguous page,
+ * no report in the page) and *layout NULL. */
+int csv_probe_layout(const uint8_t *buf, size_t len, const struct csv_layout **layout);
 
 #endif /* CSV_INTERNAL_H */

@@ -58,13 +58,40 @@ static void xor_range(const uint8_t *raw, uint8_t *clear, size_t from, size_t to
         clear[i] = clear_byte(raw, i, anonce);
 }
 
+/* The PEK's (pubkey_usage, algo, curve) words at cert_off + 8, each XORed with `mask`. */
+static int pek_words_at(const uint8_t *buf, size_t cert_off, uint32_t mask)
+{
+    return (csv_le32(buf + cert_off + 8) ^ mask) == CSV_USAGE_PEK
+           && (csv_le32(buf + cert_off + 12) ^ mask) == CSV_ALGO_SM2_SA
+           && (csv_le32(buf + cert_off + 16) ^ mask) == CSV_CURVE_SM2;
+}
+
+int csv_v1_signer_clear(const uint8_t *raw)
+{
+    uint32_t anonce = csv_le32(raw + CSV_V1_ANONCE_OFF);
+    return anonce && !pek_words_at(raw, CSV_V1_PEK_OFF, anonce) && pek_words_at(raw, CSV_V1_PEK_OFF, 0);
+}
+
 void csv_deobfuscate(const uint8_t *raw, const struct csv_layout *layout, uint8_t *clear)
 {
     uint32_t anonce = anonce_of(raw, layout);
     memcpy(clear, raw, layout->len);
     if (layout->version == 1) {
         xor_range(raw, clear, 0, CSV_V1_ANONCE_OFF, anonce);
-        xor_range(raw, clear, CSV_V1_PEK_OFF, CSV_V1_KEY_OFF, anonce);
+        if (!csv_v1_signer_clear(raw))
+            xor_range(raw, clear, CSV_V1_PEK_OFF, CSV_V1_KEY_OFF, anonce);
+    }
+}
+
+void csv_signer_block_as_stored(const uint8_t *raw, const struct csv_layout *layout, uint8_t *out)
+{
+    size_t n = layout->mac_off - layout->pek_off;
+    memcpy(out, raw + layout->pek_off, n);
+    if (layout->version == 1 && csv_v1_signer_clear(raw)) {
+        /* XOR is its own inverse: this re-obfuscates [336, 2484) */
+        uint32_t anonce = anonce_of(raw, layout);
+        for (size_t i = CSV_V1_PEK_OFF; i < CSV_V1_KEY_OFF; i++)
+            out[i - CSV_V1_PEK_OFF] = clear_byte(raw, i, anonce);
     }
 }
 
@@ -117,14 +144,38 @@ void csv_blank_sealing_key(uint8_t *report, const struct csv_layout *layout)
     memset(report + layout->key_off, 0, CSV_SEALING_KEY_LEN);
 }
 
-const struct csv_layout *csv_probe_layout(const uint8_t *buf, size_t len)
+/* A page holds a report of this layout: its PEK where the layout puts it (V1: obfuscated, or
+ * already de-obfuscated as in CoCo evidence) and only zeros after the report. */
+static int page_holds(const uint8_t *page, const struct csv_layout *l)
 {
+    int pek = l->version == 1 ? pek_words_at(page, l->pek_off, csv_le32(page + CSV_V1_ANONCE_OFF))
+                                    || pek_words_at(page, l->pek_off, 0)
+                              : pek_words_at(page, l->pek_off, 0);
+    return pek && csv_all_zero(page + l->len, CSV_PAGE_LEN - l->len);
+}
+
+int csv_probe_layout(const uint8_t *buf, size_t len, const struct csv_layout **layout)
+{
+    *layout = NULL;
     if (len == CSV_REPORT_V1_LEN)
-        return &csv_layout_v1;
-    if (len == CSV_REPORT_EXT_LEN)
-        return &csv_layout_ext;
+        *layout = &csv_layout_v1;
+    else if (len == CSV_REPORT_EXT_LEN)
+        *layout = &csv_layout_ext;
+    if (*layout)
+        return CSV_OK;
     if (len != CSV_PAGE_LEN)
-        return NULL;
-    /* A page carries no version tag: V2/V3 keep the PEK in clear at 1168 (report-format.md §6.1). */
-    return csv_le32(buf + CSV_EXT_PEK_OFF + 8) == CSV_USAGE_PEK ? &csv_layout_ext : &csv_layout_v1;
+        return csv_fail(CSV_ERR_REPORT_FORMAT,
+                        "%zu bytes is not a raw report (2548 bytes V1, 3380 bytes V2/V3 or a 4096-byte page)", len);
+    /* A page carries no version tag (report-format.md §6.1): the same probe as csvverify's. */
+    int v1 = page_holds(buf, &csv_layout_v1), ext = page_holds(buf, &csv_layout_ext);
+    if (v1 && ext)
+        return csv_fail(CSV_ERR_REPORT_FORMAT,
+                        "the 4096-byte page reads both as V1 and as V2/V3; cut it to the report (head -c 2548 "
+                        "for V1, head -c 3380 for V2/V3) or use csvverify verify --report-version");
+    if (!v1 && !ext)
+        return csv_fail(CSV_ERR_REPORT_FORMAT,
+                        "4096-byte page with no PEK certificate at offset 336 (V1) or 1168 (V2/V3) and zero "
+                        "padding after it: not a CSV report page");
+    *layout = v1 ? &csv_layout_v1 : &csv_layout_ext;
+    return CSV_OK;
 }

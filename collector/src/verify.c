@@ -137,8 +137,9 @@ static void check_mac(struct run *r, const uint8_t *raw, const struct csv_layout
             "not checkable: the sealing-key field is blanked (expected for a correctly collected report)");
         return;
     }
-    uint8_t mac[32];
-    int st = csv_hmac_sm3(mnonce, CSV_MNONCE_LEN, raw + l->pek_off, l->mac_off - l->pek_off, mac);
+    uint8_t mac[32], signer[CSV_EXT_MAC_OFF - CSV_EXT_PEK_OFF];
+    csv_signer_block_as_stored(raw, l, signer);
+    int st = csv_hmac_sm3(mnonce, CSV_MNONCE_LEN, signer, l->mac_off - l->pek_off, mac);
     if (st == CSV_OK && memcmp(mac, raw + l->mac_off, 32) != 0)
         st = csv_fail(CSV_ERR_SIGNATURE, "MAC over the signer block does not match (PEK, chip id or MAC damaged)");
     record(r, "report.mac", st, "MAC over the signer block matches");
@@ -205,15 +206,19 @@ static void verify(struct run *r, const uint8_t *buf, size_t len, const struct c
     if (p->trust_root && record(r, "chain.trust_root", csv_check_trust_root(p->trust_root, p->trust_root_len),
                                 "explicit trust root is a valid self-signed root") != CSV_OK)
         return;
-    const struct csv_layout *l = buf ? csv_probe_layout(buf, len) : NULL;
-    if (!l) {
-        add(r, "report.format", CSV_CHECK_FAIL, CSV_ERR_REPORT_FORMAT,
-            "%zu bytes is not a report: expected 2548 (V1), 3380 (V2/V3) or a 4096-byte page", len);
+    const struct csv_layout *l = NULL;
+    if (!buf || csv_probe_layout(buf, len, &l) != CSV_OK) {
+        add(r, "report.format", CSV_CHECK_FAIL, CSV_ERR_REPORT_FORMAT, "%s",
+            buf ? csv_last_error() : "no report: the buffer is NULL");
         return;
     }
     uint8_t clear[CSV_REPORT_EXT_LEN];
     csv_deobfuscate(buf, l, clear);
     res->version = l->version;
+    if (l->version == 1 && csv_v1_signer_clear(buf))
+        add(r, "report.signer_block", CSV_CHECK_WARN, CSV_OK,
+            "the PEK and chip id were already de-obfuscated by the collector (CoCo evidence shape); "
+            "re-obfuscated for the MAC");
     memcpy(res->report_data, clear + CSV_OFF_REPORT_DATA, CSV_USER_DATA_LEN);
     memcpy(res->mnonce, clear + CSV_OFF_MNONCE, CSV_MNONCE_LEN);
     memcpy(res->measure, clear + CSV_OFF_MEASURE, 32);
@@ -286,9 +291,11 @@ int verify_attestation_report(unsigned char *report_buf, unsigned int buf_len, i
     struct csv_verify_params p = {.verify_chain = verify_chain != 0};
     uint8_t hsk_cek[CSV_HSK_CEK_LEN];
     if (verify_chain) {
-        const struct csv_layout *l = report_buf ? csv_probe_layout(report_buf, buf_len) : NULL;
-        if (!l)
-            return csv_fail(CSV_ERR_REPORT_FORMAT, "%u bytes is not a report", buf_len);
+        const struct csv_layout *l = NULL;
+        if (!report_buf)
+            return csv_fail(CSV_ERR_REPORT_FORMAT, "no report: the buffer is NULL");
+        if (csv_probe_layout(report_buf, buf_len, &l) != CSV_OK)
+            return CSV_ERR_REPORT_FORMAT;
         uint8_t clear[CSV_REPORT_EXT_LEN];
         char chip[65];
         csv_deobfuscate(report_buf, l, clear);

@@ -92,6 +92,15 @@ static int exit_class(int status)
     }
 }
 
+/* The reason of the first failed check with `code` (csv_last_error() carries the check id too). */
+static const char *failed_check_reason(const struct csv_verify_result *r, int code)
+{
+    for (unsigned i = 0; i < r->n_checks; i++)
+        if (r->checks[i].status == CSV_CHECK_FAIL && r->checks[i].code == code)
+            return r->checks[i].reason;
+    return csv_last_error();
+}
+
 static const char *status_word(int status)
 {
     static const char *const words[] = {"PASS", "FAIL", "SKIP", "WARN"};
@@ -146,9 +155,12 @@ int main(int argc, char **argv)
     if (a.trust_root) {
         /* A bad --trust-root is a bad input (class 1), as in the Python verifier. */
         ssize_t len = tool_read_file(a.trust_root, root, sizeof(root));
-        if (len < 0 && errno != EFBIG)
+        if (len < 0 && errno == EFBIG)
+            tool_die(EXIT_INPUT, "--trust-root %s: a trust root is an 832-byte self-signed root certificate; "
+                     "this file is larger than 832 bytes", a.trust_root);
+        if (len < 0)
             tool_die(EXIT_INPUT, "--trust-root: cannot read %s: %s", a.trust_root, tool_read_problem(errno));
-        if (csv_check_trust_root(root, len < 0 ? 0 : (unsigned)len) != CSV_OK)
+        if (csv_check_trust_root(root, (unsigned)len) != CSV_OK)
             tool_die(EXIT_INPUT, "--trust-root %s: %s", a.trust_root, csv_last_error());
         p.trust_root = root, p.trust_root_len = (unsigned)len;
     }
@@ -170,8 +182,7 @@ int main(int argc, char **argv)
 
     int st = verify_attestation_report_ex(report, (unsigned)n, &p, &result);
     if (st == CSV_ERR_REPORT_FORMAT)
-        tool_die(EXIT_INPUT, "%s: %zd bytes is not a raw report (2548 bytes V1, 3380 bytes V2/V3 or a 4096-byte page)",
-                 a.report, n);
+        tool_die(EXIT_INPUT, "%s: %s", a.report, failed_check_reason(&result, CSV_ERR_REPORT_FORMAT));
     print_result(&a, &result, st);
     return exit_class(st);
 }

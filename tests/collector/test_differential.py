@@ -17,8 +17,12 @@ from csvverify.cli import cli
 from csvverify.forge import Forge
 
 FLIP_SAMPLE = 150
+PAGE_FLIP_SAMPLE = 120
 V1_SIZE = 2548
+EXT_SIZE = 3380
+PAGE_SIZE = 4096
 KEY = slice(2484, 2516)
+PEK_WORDS = (0x1002, 4, 3)  # pubkey_usage PEK, algo SM2-SA, curve SM2: what the page probe looks for
 
 
 def c_verify(collector, report, args) -> int:
@@ -57,6 +61,17 @@ def forge_files(tmp_path_factory):
     for name, offset in (("body", 70), ("signature", 200), ("signature_padding", 240), ("pek", 400),
                          ("sig_usage", 181), ("anonce", 189), ("sn", 2430), ("sealing_key", 2490), ("mac", 2530)):
         files[f"flip_{name}"] = _flip(good, offset)
+    v1_page, v2_page = forge.report(page=True), forge.report(version=2, page=True)
+    # A page is told apart by its PEK words and zero padding after the report (report-format.md §6.1).
+    files["v1_page_tail"] = _flip(v1_page, 3000)
+    files["v1_page_last_byte"] = _flip(v1_page, PAGE_SIZE - 1)
+    files["v2_page_tail"] = _flip(v2_page, 4000)
+    files["v2_page_first_pad_byte"] = _flip(v2_page, EXT_SIZE)
+    files["page_reads_as_both"] = _with_ext_pek_words(v1_page)
+    files["page_without_pek"] = _flip(v2_page, 1176)
+    files["v1_signer_clear"] = _signer_block_cleared(good)
+    files["v1_signer_clear_page"] = _signer_block_cleared(v1_page)
+    files["v1_signer_clear_flip_pek"] = _flip(_signer_block_cleared(good), 400)
     blanked = forge.report(sealing_key=bytes(32))
     files["blanked_flip_sn"] = _flip(blanked, 2430)  # the chip id is unsigned: both must let it through
     files["blanked_flip_body"] = _flip(blanked, 70)
@@ -71,6 +86,22 @@ def forge_files(tmp_path_factory):
 def _flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:
     b = bytearray(data)
     b[offset] ^= mask
+    return bytes(b)
+
+
+def _with_ext_pek_words(page: bytes) -> bytes:
+    """A V1 page that also carries the V2/V3 PEK words in clear at 1176: both layouts fit."""
+    b = bytearray(page)
+    b[1176:1188] = b"".join(w.to_bytes(4, "little") for w in PEK_WORDS)
+    return bytes(b)
+
+
+def _signer_block_cleared(report: bytes) -> bytes:
+    """The CoCo evidence shape: the collector already de-obfuscated the V1 PEK and chip id."""
+    from csvverify.report import deobfuscate_v1
+
+    b = bytearray(report)
+    b[336:2484] = deobfuscate_v1(bytes(b[:V1_SIZE]))[336:2484]
     return bytes(b)
 
 
@@ -94,6 +125,15 @@ FORGE_CASES = [
     ("v2_blanked_page", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 0),
     ("other_anonce", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 0),
     ("other_anonce", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root", "--expect-user-data", "00"], 5),
+    ("v1_page_tail", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 1),
+    ("v1_page_last_byte", [], 1),
+    ("v2_page_tail", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 1),
+    ("v2_page_first_pad_byte", [], 1),
+    ("page_reads_as_both", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 1),
+    ("page_without_pek", [], 1),
+    ("v1_signer_clear", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 0),
+    ("v1_signer_clear_page", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 0),
+    ("v1_signer_clear_flip_pek", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 3),
     ("blanked_flip_sn", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 0),
     ("blanked_flip_body", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root", "--expect-user-data", "00"], 3),
 ] + [(f"flip_{name}", ["--hsk-cek", "@hsk_cek", "--trust-root", "@root"], 3)
@@ -138,15 +178,19 @@ def test_real_report_blanked_agrees(collector, real_dir, tmp_path):
 
 def _flip_verdicts(collector, real_dir, tmp_path, flips):
     """(offset, mask, C class, Python class) for each flip of the real report, with the chain."""
-    real = (real_dir / "report.cert").read_bytes()
     hsk_cek = str(real_dir / "hsk_cek.cert")
+    return _flip_verdicts_of((real_dir / "report.cert").read_bytes(), collector, tmp_path, flips,
+                             ["--chain", "--hsk-cek", hsk_cek])
+
+
+def _flip_verdicts_of(report: bytes, collector, tmp_path, flips, args):
     runner = CliRunner()
     out = []
     for offset, mask in flips:
         path = tmp_path / f"flip-{offset}.cert"
-        path.write_bytes(_flip(real, offset, mask))
-        py = runner.invoke(cli, ["verify", str(path), "--chain", "--hsk-cek", hsk_cek, "--json"])
-        c = c_verify(collector, path, ["--chain", "--hsk-cek", hsk_cek])
+        path.write_bytes(_flip(report, offset, mask))
+        py = runner.invoke(cli, ["verify", str(path), *args, "--json"])
+        c = c_verify(collector, path, args)
         out.append((offset, mask, c, py.exit_code))
         path.unlink()
     return out
@@ -167,6 +211,29 @@ def test_sampled_single_byte_flips(collector, real_dir, tmp_path):
     flips = [(o, 0x01) for o in edges] + [(rng.randrange(V1_SIZE), rng.randrange(1, 256)) for _ in range(FLIP_SAMPLE)]
     results = _flip_verdicts(collector, real_dir, tmp_path, flips)
     assert all(py != 0 for _, _, _, py in results), "every flip of the real report is rejected by Python"
+    _assert_c_rejects_what_python_rejects(results)
+
+
+# Offsets a page probe turns on: V1 PEK words and anonce, V2/V3 PEK words, and the padding edges.
+PAGE_EDGES = [188, 191, 344, 347, 348, 352, 355, 1176, 1179, 1180, 1184, 1187, 2547, 2548, 2549, 3000, 3379, 3380,
+              3381, 4000, 4095]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_sampled_single_byte_flips_of_a_page(collector, forge, tmp_path, version):
+    root, hsk_cek = tmp_path / "root.cert", tmp_path / "hsk_cek.cert"
+    root.write_bytes(forge.root_cert)
+    hsk_cek.write_bytes(forge.hsk_cek())
+    page = forge.report(version=version, page=True)
+    rng = random.Random(4096 + version)
+    flips = [(o, 0x01) for o in PAGE_EDGES] + [(o, rng.randrange(1, 256)) for o in PAGE_EDGES] \
+        + [(rng.randrange(PAGE_SIZE), rng.randrange(1, 256)) for _ in range(PAGE_FLIP_SAMPLE)]
+    results = _flip_verdicts_of(page, collector, tmp_path, flips,
+                                ["--hsk-cek", str(hsk_cek), "--trust-root", str(root)])
+    report_len = V1_SIZE if version == 1 else EXT_SIZE
+    tail = [py for o, _, _, py in results if o >= report_len]
+    assert tail and set(tail) == {1}, "Python rejects every page with non-zero padding as not a report page"
+    assert {py for _, _, _, py in results} >= {1, 3}, "the sample must reach both the probe and the signatures"
     _assert_c_rejects_what_python_rejects(results)
 
 

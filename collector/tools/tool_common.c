@@ -139,6 +139,9 @@ size_t tool_hex_or_file(const char *option, const char *usage, const char *value
 {
     if (value[0] == '@') {
         ssize_t n = tool_read_file(value + 1, out, max);
+        if (n < 0 && errno == EFBIG)
+            tool_die(EXIT_INPUT, "%s: %s is larger than %zu bytes, the most this option takes", option, value + 1,
+                     max);
         if (n < 0)
             tool_die(EXIT_INPUT, "%s: cannot read %s: %s", option, value + 1, tool_read_problem(errno));
         return (size_t)n;

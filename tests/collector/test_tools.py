@@ -95,7 +95,16 @@ def test_user_data_file_too_large(collector, tmp_path):
     big.write_bytes(b"x" * 65)
     result = run([collector / "ioctl-get-attestation", "--user-data-file", big, "--device", NO_DEVICE], cwd=tmp_path)
     line = _one_line_error(result, "ioctl-get-attestation")
-    assert "file too large" in line
+    assert f"--user-data-file: {big} is larger than 64 bytes" in line
+    assert result.returncode == 1
+
+
+def test_expect_file_too_large_names_the_limit(collector, real_dir, tmp_path):
+    big = tmp_path / "mnonce.bin"
+    big.write_bytes(b"x" * 17)
+    result = run([collector / "verify-attestation", real_dir / "report.cert", "--expect-mnonce", f"@{big}"])
+    line = _one_line_error(result, "verify-attestation")
+    assert f"--expect-mnonce: {big} is larger than 16 bytes" in line
 
 
 def test_help_exits_0(collector):
@@ -145,3 +154,12 @@ def test_verify_bad_trust_root_is_class_1(collector, real_dir, tmp_path):
     result = run([collector / "verify-attestation", real_dir / "report.cert", "--trust-root", root])
     assert result.returncode == 1
     assert "not usable as a trust root" in result.stderr
+
+
+def test_verify_oversized_trust_root_says_larger(collector, real_dir, tmp_path):
+    root = tmp_path / "root.cert"
+    root.write_bytes((real_dir / "hrk.cert").read_bytes() + b"\0")
+    result = run([collector / "verify-attestation", real_dir / "report.cert", "--trust-root", root])
+    line = _one_line_error(result, "verify-attestation")
+    assert result.returncode == 1
+    assert "larger than 832 bytes" in line and "not 0 bytes" not in line

@@ -2,16 +2,18 @@
 
 import hashlib
 import json
+import os
 import struct
+import threading
 import tomllib
 import uuid
 
 import pytest
 
 from csvverify.digest import (DigestOptions, build_hash_table, explain_lines, launch_digest,
-                              match_launch_digest, policy_snippet)
-from csvverify.digest import ovmf
-from csvverify.digest.kernel import classify_kernel
+                              match_launch_digest, match_lines, policy_snippet, policy_warnings)
+from csvverify.digest import compute, ovmf, sources
+from csvverify.digest.kernel import NO_PVH_NOTE, classify_kernel
 from csvverify.digest.sources import CHUNK_SIZE
 from csvverify.errors import InputError, UsageError
 from csvverify.hashing import sm3
@@ -33,6 +35,19 @@ def bzimage(size=4096, seed=1) -> bytes:
     data[0x1F1] = 1
     data[0x202:0x208] = b"HdrS\x0f\x02"
     return bytes(data)
+
+
+def elf_kernel(size=3 * CHUNK_SIZE, note_at=CHUNK_SIZE - 10, note_type=18, entry=0x1000000, flags=0,
+               machine=62, phoff=64) -> bytes:
+    """A 64-bit ELF with one PT_NOTE segment (by default a Xen PVH entry note straddling the first chunk
+    boundary, far beyond the 8 KiB head)."""
+    note = struct.pack("<III", 4, 8, note_type) + b"Xen\0" + struct.pack("<Q", entry)
+    data = bytearray(size)
+    data[:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, 2, machine, 1, 0x1000000, phoff, 0, flags, 64, 56, 1, 0, 0, 0)
+    struct.pack_into("<IIQQQQQQ", data, phoff, 4, 4, note_at, 0, 0, len(note), len(note), 4)
+    data[note_at: note_at + len(note)] = note
+    return bytes(data[:size])
 
 
 def sha(data: bytes) -> bytes:
@@ -189,6 +204,87 @@ def test_kernel_with_firmware_lacking_the_area_entry_is_refused():
         launch_digest(firmware_bytes(area=(0x810C00, 175)), bzimage())
 
 
+def test_hash_area_entry_too_short_has_its_own_message():
+    tail = ovmf.encode_footer_table([(ovmf.HASH_TABLE_AREA_GUID, struct.pack("<I", 0x810C00))])
+    fw = b"\x90" * (0x10000 - len(tail)) + tail
+    with pytest.raises(InputError, match="holds 4 bytes, too few for the u32 base and u32 size") as err:
+        launch_digest(fw, bzimage())
+    assert "has no entry" not in err.value.message
+    assert "kernel-hashes area entry too short (4 bytes, needs 8)" in "\n".join(explain_lines(launch_digest(fw)))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: launch_digest(firmware_bytes(), bzimage(), cmdline=123), "cmdline must be str or bytes, not int"),
+    (lambda: DigestOptions(vmsa="page.bin"), "not a single str"),
+    (lambda: DigestOptions(vmsa=bytes(4096)), "not a single bytes"),
+    (lambda: DigestOptions(vmsa=3), "not int"),
+    (lambda: DigestOptions(kernel_hashes="no"), "True or False"),
+    (lambda: launch_digest(123), "the firmware must be a path"),
+    (lambda: launch_digest(firmware_bytes(), options=DigestOptions(vmsa=[4096])), "the VMSA page 0 must be a path"),
+    (lambda: launch_digest(firmware_bytes(), options="sha256"), "options must be a DigestOptions"),
+])
+def test_arguments_of_the_wrong_type_are_refused_by_name(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_vmsa_given_as_a_list_is_kept_as_a_tuple():
+    assert DigestOptions(vmsa=[bytes(4096)]).vmsa == (bytes(4096),)
+
+
+def test_empty_file_name_is_named_not_taken_for_the_current_directory():
+    with pytest.raises(InputError, match="^the firmware file name is empty$"):
+        launch_digest("")
+    with pytest.raises(InputError, match="^the kernel file name is empty$"):
+        launch_digest(firmware_bytes(), "")
+
+
+def test_a_pipe_or_device_is_read_up_to_a_cap(tmp_path):
+    blob = sources.open_blob("/dev/zero", "kernel", unsized_limit=3 * CHUNK_SIZE)
+    assert blob.size is None
+    with pytest.raises(InputError, match="kernel /dev/zero is a pipe or device and gave more than 3 MiB"):
+        sources.stream(blob, [hashlib.sha256()])
+    with pytest.raises(InputError, match="firmware /dev/zero is a pipe or device and gave more than 64 MiB"):
+        launch_digest("/dev/zero")
+    (tmp_path / "big").write_bytes(bytes(4 * CHUNK_SIZE))  # a regular file has a size: no cap
+    assert sources.stream(sources.open_blob(tmp_path / "big", "kernel", 3 * CHUNK_SIZE), []).size == 4 * CHUNK_SIZE
+
+
+def test_progress_total_is_none_when_an_input_is_a_pipe():
+    fw = firmware_bytes()
+    seen = []
+    path = _pipe(fw)
+    try:
+        r = launch_digest(path, progress=lambda done, total: seen.append((done, total)))
+    finally:
+        os.close(int(path.rsplit("/", 1)[1]))
+    assert r.digest == sm3(fw) and seen[-1] == (len(fw), None)
+
+
+def test_firmware_is_fed_to_two_hash_contexts_only(monkeypatch):
+    sink_counts = []
+    real_stream = compute.stream
+
+    def counting_stream(blob, sinks, *args, **kwargs):
+        sinks = list(sinks)
+        sink_counts.append(len(sinks))
+        return real_stream(blob, sinks, *args, **kwargs)
+
+    monkeypatch.setattr(compute, "stream", counting_stream)
+    fw = firmware_bytes()
+    r = launch_digest(fw)
+    assert sink_counts == [2]  # SM3 and SHA-256; the SHA-256 outer hash is the firmware's SHA-256
+    assert r.firmware.sha256 == sha(fw) and r.firmware.sm3 == sm3(fw)
+
+
+def test_explain_tells_a_byte_from_its_escape_typed_literally():
+    fw, k = firmware_bytes(), bzimage()
+    raw, typed = (explain_lines(launch_digest(fw, k, cmdline=c)) for c in (b"a\xff", b"a\\xff"))
+    raw_line, = [x for x in raw if x.startswith("  cmdline")]
+    typed_line, = [x for x in typed if x.startswith("  cmdline")]
+    assert '"a\\xff"' in raw_line and '"a\\\\xff"' in typed_line
+
+
 def test_csv3_is_refused_with_the_reason():
     with pytest.raises(UsageError, match="CSV3 launch digests cannot be computed") as err:
         launch_digest(firmware_bytes(), options=DigestOptions(generation="csv3"))
@@ -279,12 +375,44 @@ def test_kernel_kinds_follow_qemus_order():
     assert classify_kernel(bytes(both), 8192).kind == "bzImage"  # HdrS is checked first
 
 
-@pytest.mark.parametrize("kernel, kind", [(_multiboot(), "multiboot"), (b"\x7fELF" + bytes(500), "elf")])
+@pytest.mark.parametrize("kernel, kind", [(_multiboot(), "a multiboot image"),
+                                          (elf_kernel(), "an ELF image with a PVH entry note")])
 def test_kernels_qemu_boots_without_hashes_leave_the_table_out(kernel, kind):
     fw = firmware_bytes(area=None)
     r = launch_digest(fw, kernel, cmdline="x")
     assert r.table is None and r.digest == sm3(fw)
-    assert any(f"{kind} image" in w and "adds no kernel hashes" in w for w in r.warnings)
+    assert any(f"but {kind}: QEMU boots it" in w and "adds no kernel hashes" in w for w in r.warnings), r.warnings
+
+
+def test_pvh_note_is_found_beyond_the_head_from_a_file_and_from_bytes(tmp_path):
+    kernel = elf_kernel(entry=0x1234560)
+    (tmp_path / "vmlinux").write_bytes(kernel)
+    for source in (kernel, tmp_path / "vmlinux"):
+        elf = launch_digest(firmware_bytes(), source).kernel.kind.elf
+        assert (elf.pvh_entry, elf.refusal, elf.unchecked) == (0x1234560, None, None)
+
+
+@pytest.mark.parametrize("kernel, refusal", [
+    (elf_kernel(note_type=5), NO_PVH_NOTE),  # a note, but not the PVH one
+    (elf_kernel(entry=0), NO_PVH_NOTE),  # QEMU treats a zero entry as no note
+    (elf_kernel(flags=0x4), "elfboot unsupported flags = 4"),
+    (elf_kernel(machine=40), "Error while loading elf kernel"),  # an ARM ELF
+    (elf_kernel(size=CHUNK_SIZE), "Error while loading elf kernel"),  # the note segment runs past the end
+    (b"\x7fELF" + bytes(500), "Error while loading elf kernel"),
+])
+def test_elf_kernels_qemu_refuses_are_named_whatever_the_kernel_hashes(kernel, refusal):
+    for options in (DigestOptions(), DigestOptions(kernel_hashes=False)):
+        r = launch_digest(firmware_bytes(), kernel, options=options)
+        assert r.kernel.kind.elf.refusal == refusal and r.table is None
+        assert [w for w in r.warnings if "an ELF image that QEMU refuses to boot" in w and refusal in w]
+        assert not any("a elf" in w or "adds no kernel hashes" in w for w in r.warnings)
+
+
+def test_elf_whose_program_headers_are_out_of_reach_is_worded_as_unchecked():
+    r = launch_digest(firmware_bytes(), elf_kernel(phoff=9000))
+    assert r.kernel.kind.elf.unchecked == "its program headers lie beyond the first 8 KiB"
+    warning, = r.warnings
+    assert "only if it carries a PVH entry note" in warning and NO_PVH_NOTE in warning
 
 
 def test_non_bzimage_kernel_is_warned_and_keeps_the_table():
@@ -364,9 +492,87 @@ def test_report_policy_bits_add_notes():
 def test_measure_must_be_32_bytes():
     with pytest.raises(UsageError, match="32 bytes, got 31"):
         _match(bytes(31), firmware_bytes())
+    with pytest.raises(TypeError, match="measure must be the 32 bytes"):
+        _match(32, firmware_bytes())  # bytes(32) would be 32 zero bytes
+
+
+def test_unexplained_mismatch_lists_only_the_variants_tried():
+    m = _match(bytes(32), firmware_bytes())  # firmware only, not a combined image: only the outer hash varies
+    assert m.changes_tried == ("SHA256 outer hash instead of SM3",)
+    line, = [x for x in match_lines(m, "it") if "none of" in x]
+    assert "SHA256 outer hash" in line
+    for untried in ("kernel hashes", "cmdline", "initrd", "CODE part"):
+        assert untried not in line
+    with_kernel = _match(bytes(32), firmware_bytes(), bzimage(), b"i", "quiet")
+    assert {"no initrd", "cmdline with a trailing newline", "kernel hashes off (VM started without kernel-hashes=on)"} \
+        <= set(with_kernel.changes_tried)
+
+
+def _combined(code: bytes) -> bytes:
+    fv = bytearray(0x20000)
+    fv[16:32] = ovmf.NV_STORE_FV_GUID.bytes_le
+    fv[32:40] = struct.pack("<Q", 0x20000)
+    fv[40:44] = b"_FVH"
+    return bytes(fv) + code
+
+
+def _pipe(data: bytes) -> str:
+    """A path that reads ``data`` from a pipe (no size, cannot seek)."""
+    read_fd, write_fd = os.pipe()
+
+    def feed():
+        with os.fdopen(write_fd, "wb") as w:
+            w.write(data)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return f"/dev/fd/{read_fd}"
+
+
+def test_combined_image_from_a_pipe_still_tries_the_code_part():
+    code, k = firmware_bytes(), bzimage()
+    path = _pipe(_combined(code))
+    try:
+        m = _match(expected(code, k), path, k)
+    finally:
+        os.close(int(path.rsplit("/", 1)[1]))
+    assert "CODE part" in m.reproduced_by[0].describe()
+
+
+def test_code_part_fork_hashes_the_code_part_in_any_chunking():
+    code = firmware_bytes()
+    image = _combined(code)
+    for chunk in (7, 64, 65, 0x20000, len(image)):
+        fork = compute.CodePartFork()
+        for i in range(0, len(image), chunk):
+            fork.update(memoryview(image)[i: i + chunk])
+        assert fork.start == 0x20000 and fork.hashes["sm3"].digest() == sm3(code), chunk
+    idle = compute.CodePartFork()
+    idle.update(code)
+    assert idle.start is None
 
 
 # -- policy snippet ------------------------------------------------------------------------------------
+
+def test_policy_snippet_of_an_unpinned_value_says_so():
+    fw, k = firmware_bytes(), bzimage()
+    for r in (launch_digest(fw, k, b"i", "quiet", DigestOptions(kernel_hashes=False)),
+              launch_digest(fw, elf_kernel(), b"i", "quiet")):
+        snippet = policy_snippet(r, "x")
+        assert "# warning: this value does not depend on the kernel, initrd or cmdline" in snippet
+        for component in ("kernel", "initrd", "cmdline"):
+            line, = [x for x in snippet.splitlines() if x.startswith(f"#   {component} ") and "hashes" not in x]
+            assert line.endswith("(not measured)"), line
+        assert policy_warnings(r)
+    pinned = policy_snippet(launch_digest(fw, k, b"i", "quiet"), "x")
+    assert "does not depend" not in pinned and "not measured" not in pinned
+    assert not policy_warnings(launch_digest(fw, k)) and not policy_warnings(launch_digest(fw))
+
+
+def test_policy_snippet_refuses_an_sha256_digest():
+    r = launch_digest(firmware_bytes(), options=DigestOptions(algorithm="sha256"))
+    with pytest.raises(UsageError, match="AMD SEV"):
+        policy_snippet(r, "x")
+
 
 def test_policy_snippet_is_valid_toml_even_with_hostile_names(tmp_path):
     fw_path = tmp_path / 'fw\n[[measurements]]\nvalue = "00"'

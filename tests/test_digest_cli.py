@@ -124,6 +124,48 @@ def test_vmsa_pages_are_appended(files, tmp_path):
     assert with_vmsa.stdout.strip() == sm3(files["fw"].read_bytes() + page.read_bytes() * 2).hex()
 
 
+def test_emit_policy_refuses_an_sha256_value_before_reading_anything(tmp_path):
+    result = run("--ovmf", tmp_path / "absent.fd", "--emit-policy", "--algorithm", "sha256")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "--emit-policy writes a CSV allowlist entry", "AMD SEV digest")
+
+
+def _elf_with_pvh_note() -> bytes:
+    note = struct.pack("<III", 4, 8, 18) + b"Xen\0" + struct.pack("<Q", 0x1000000)
+    data = bytearray(0x3000)
+    data[:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, 2, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    struct.pack_into("<IIQQQQQQ", data, 64, 4, 4, 0x2000, 0, 0, len(note), len(note), 4)
+    data[0x2000:0x2000 + len(note)] = note
+    return bytes(data)
+
+
+@pytest.mark.parametrize("unpinned", ["--no-kernel-hashes", "elf"])
+def test_emit_policy_of_a_firmware_only_value_warns_that_the_kernel_is_not_pinned(files, tmp_path, unpinned):
+    args = full(files, "--cmdline", "quiet", "--emit-policy")
+    if unpinned == "elf":
+        (tmp_path / "vmlinux").write_bytes(_elf_with_pvh_note())
+        args[3] = tmp_path / "vmlinux"
+    else:
+        args.append(unpinned)
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "warning: this value does not depend on the kernel, initrd or cmdline" in result.stderr
+    assert "# warning: this value does not depend on the kernel, initrd or cmdline" in result.stdout
+    cmdline_lines = [x for x in result.stdout.splitlines() if x.startswith("#   cmdline")]
+    assert cmdline_lines == ['#   cmdline "quiet"  (not measured)']
+    assert tomllib.loads(result.stdout)["measurements"][0]["value"] == sm3(files["fw"].read_bytes()).hex()
+    pinned = run(*full(files, "--cmdline", "quiet", "--emit-policy"))
+    assert "does not depend" not in pinned.stderr + pinned.stdout and "not measured" not in pinned.stdout
+
+
+def test_emit_policy_with_explain_keeps_a_hostile_file_name_inside_its_comments(files, tmp_path):
+    hostile = tmp_path / 'fw\n[[measurements]]\nvalue = "00"'
+    hostile.write_bytes(files["fw"].read_bytes())
+    result = run("--ovmf", hostile, "--emit-policy", "--explain", "--label", "x")
+    assert tomllib.loads(result.stdout) == {"measurements": [{"value": sm3(hostile.read_bytes()).hex(), "label": "x"}]}
+
+
 def test_emit_policy_prints_a_toml_entry(files):
     result = run(*full(files, "--cmdline", "quiet", "--emit-policy", "--label", 'prod "image" 2026-11'))
     digest = run(*full(files, "--cmdline", "quiet")).stdout.strip()
@@ -138,6 +180,34 @@ def test_emit_policy_prints_a_toml_entry(files):
 
 def test_missing_firmware(tmp_path):
     assert_one_line_error(run("--ovmf", tmp_path / "missing.fd"), "firmware", "missing.fd: no such file")
+
+
+def test_empty_firmware_name():
+    assert_one_line_error(run("--ovmf", ""), "the firmware file name is empty")
+
+
+def test_match_on_a_combined_image_read_from_a_pipe(files, tmp_path):
+    import os
+    import threading
+
+    fv = bytearray(0x20000)
+    fv[16:32] = ovmf.NV_STORE_FV_GUID.bytes_le
+    fv[32:40] = struct.pack("<Q", 0x20000)
+    fv[40:44] = b"_FVH"
+    code_only = run("--ovmf", files["fw"], "--kernel", files["kernel"]).stdout.strip()
+    read_fd, write_fd = os.pipe()
+
+    def feed():
+        with os.fdopen(write_fd, "wb") as w:
+            w.write(bytes(fv) + files["fw"].read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        result = run("--ovmf", f"/dev/fd/{read_fd}", "--kernel", files["kernel"], "--match-measure", code_only)
+    finally:
+        os.close(read_fd)
+    assert result.exit_code == 5 and "Illegal seek" not in result.output
+    assert "reproduced by: firmware without its variable store" in result.stdout
 
 
 def test_directory_as_kernel(files, tmp_path):
@@ -223,6 +293,7 @@ def test_match_mismatch_names_the_variant(forge, files, tmp_path):
     assert result.exit_code == 5 and doc["match"]["matched"] is False
     assert doc["match"]["reproduced_by"][0]["changes"][0]["how"] == "--no-kernel-hashes"
     assert doc["match"]["signature_checked"] is False
+    assert "no initrd" in doc["match"]["changes_tried"]
 
 
 def test_unexplained_mismatch_prints_the_components(forge, files, tmp_path):
@@ -265,3 +336,20 @@ def test_progress_bar_only_on_a_terminal_for_large_inputs(monkeypatch):
     small = cli_module._DigestProgressBar()
     small(10, 1 << 20)
     assert small.enabled is False and small.bar is None
+
+
+def test_progress_with_an_unknown_total_counts_bytes_on_a_terminal(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = cli_module._DigestProgressBar()
+    for done in range(0, 301 << 20, 1 << 20):
+        bar(done, None)
+    bar.close()
+    assert "hashing: 300 MiB read (a pipe or device: total unknown)" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    small = cli_module._DigestProgressBar()
+    small(10 << 20, None)  # a small pipe: nothing to show
+    small.close()
+    assert quiet.getvalue() == ""

@@ -16,19 +16,22 @@ Library API (``docs/digest.md`` has the details and worked examples)::
     m = match_launch_digest(report.measure, "OVMF.fd", kernel=..., cmdline=...)
     m.matched, m.reproduced_by   # on a mismatch: which launch variant gives the report's value
 
-Inputs are paths or bytes; files are streamed in 1 MiB chunks. ``progress=callback(done, total)``
-reports hashing progress. Errors are ``csvverify.errors.InputError`` / ``UsageError``.
+Inputs are paths or bytes; files are streamed in 1 MiB chunks (a pipe or device is read up to a cap,
+see ``sources``). ``progress=callback(done, total)`` reports hashing progress; ``total`` is None when an
+input is a pipe or device. Errors are ``csvverify.errors.InputError`` / ``UsageError``; arguments of
+the wrong type raise ``TypeError``.
 """
 
 from .compute import (ALGORITHMS, CSV3_REASON, CSV3_REFUSAL, GENERATIONS, DigestOptions, DigestResult,
                       FileSummary, FirmwareSummary, KernelSummary, launch_digest, read_cmdline_file)
 from .match import Change, MatchResult, Variant, match_launch_digest
-from .render import SCHEMA, as_dict, default_label, explain_lines, format_digest, match_lines, policy_snippet
+from .render import (SCHEMA, as_dict, default_label, explain_lines, format_digest, match_lines, policy_snippet,
+                     policy_warnings)
 from .table import PADDED_TABLE_SIZE, build_hash_table
 
 __all__ = [
     "ALGORITHMS", "CSV3_REASON", "CSV3_REFUSAL", "GENERATIONS", "PADDED_TABLE_SIZE", "SCHEMA",
     "Change", "DigestOptions", "DigestResult", "FileSummary", "FirmwareSummary", "KernelSummary",
     "MatchResult", "Variant", "as_dict", "build_hash_table", "default_label", "explain_lines", "format_digest",
-    "launch_digest", "match_launch_digest", "match_lines", "policy_snippet", "read_cmdline_file",
+    "launch_digest", "match_launch_digest", "match_lines", "policy_snippet", "policy_warnings", "read_cmdline_file",
 ]

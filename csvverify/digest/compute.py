@@ -2,19 +2,22 @@
 
 Inputs are read once, in launch order, and checked the way QEMU checks them, so a set of inputs QEMU
 would refuse fails here with QEMU's reason. The firmware is hashed with both outer algorithms in the
-same pass; ``csvverify.digest.match`` reuses those contexts to try variants without re-reading files.
+same pass (and, for ``match``, a combined image's CODE part too); ``csvverify.digest.match`` reuses
+those contexts to try variants without re-reading any input, so every input may be a pipe.
 """
 
 import base64
 import hashlib
+import os
 from dataclasses import dataclass, field
 
 from csvverify.errors import InputError, UsageError
 from csvverify.hashing import new_sm3
 
 from . import ovmf
-from .kernel import HEAD_SIZE, KernelKind, classify_kernel, kernel_warning
-from .sources import Blob, Progress, ProgressCallback, Source, open_blob, read_all, stream
+from .kernel import HEAD_SIZE, ElfNoteReader, KernelKind, classify_kernel, kernel_warning
+from .sources import (FIRMWARE_UNSIZED_LIMIT, Blob, Progress, ProgressCallback, Source, open_blob, read_all,
+                      stream)
 from .table import PADDED_TABLE_SIZE, build_hash_table
 
 ALGORITHMS = ("sm3", "sha256")
@@ -44,6 +47,20 @@ class DigestOptions:
     kernel_hashes: bool = True
     vmsa: tuple = ()
     generation: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.vmsa, (str, os.PathLike, bytes, bytearray, memoryview)):
+            raise TypeError(f"DigestOptions.vmsa is a sequence of VMSA pages (one path or bytes per vCPU), "
+                            f"not a single {type(self.vmsa).__name__}: write vmsa=(page,)")
+        try:
+            pages = tuple(self.vmsa)
+        except TypeError:
+            raise TypeError(f"DigestOptions.vmsa is a sequence of VMSA pages, not "
+                            f"{type(self.vmsa).__name__}") from None
+        object.__setattr__(self, "vmsa", pages)
+        if not isinstance(self.kernel_hashes, bool):
+            raise TypeError(f"DigestOptions.kernel_hashes is True or False, not "
+                            f"{type(self.kernel_hashes).__name__}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,12 @@ class DigestResult:
     def measured_size(self) -> int:
         return self.firmware.size + len(self.table or b"") + VMSA_PAGE_SIZE * len(self.vmsa)
 
+    @property
+    def kernel_unmeasured(self) -> bool:
+        """A kernel was given but the digest does not depend on it (kernel hashes off, or a kernel
+        QEMU boots without adding them): any kernel, initrd and cmdline give the same value."""
+        return self.kernel is not None and self.table is None
+
 
 class OuterHash:
     """A copyable running hash with a non-destructive ``digest()`` for either outer algorithm."""
@@ -120,9 +143,9 @@ class Measured:
     """Everything read from the inputs; ``result`` is the digest of the inputs as given."""
 
     result: DigestResult
-    firmware_blob: Blob
     after_firmware: dict  # algorithm -> OuterHash over the firmware
     vmsa_pages: tuple
+    code_part: dict | None = None  # algorithm -> OuterHash over a combined image's CODE part, when asked
 
 
 def launch_digest(firmware: Source, kernel: Source | None = None, initrd: Source | None = None,
@@ -140,20 +163,26 @@ def launch_digest(firmware: Source, kernel: Source | None = None, initrd: Source
 
 
 def measure_inputs(firmware, kernel, initrd, cmdline, options: DigestOptions,
-                   progress: ProgressCallback | None) -> Measured:
+                   progress: ProgressCallback | None, *, fork_code_part: bool = False) -> Measured:
+    """Read every input once. ``fork_code_part``: also hash a combined image's CODE part in the same
+    pass, so the split-pflash variant needs no second read (the firmware may be a pipe)."""
+    if not isinstance(options, DigestOptions):
+        raise TypeError(f"options must be a DigestOptions, not {type(options).__name__}")
     generation = _check_options(options, kernel, initrd, cmdline)
     cmdline = _cmdline_bytes(cmdline)
-    blobs = {"firmware": open_blob(firmware, "firmware")}
+    blobs = {"firmware": open_blob(firmware, "firmware", FIRMWARE_UNSIZED_LIMIT)}
     for role, source in (("kernel", kernel), ("initrd", initrd)):
         if source is not None:
             blobs[role] = open_blob(source, role)
     vmsa_blobs = [open_blob(page, f"VMSA page {i}") for i, page in enumerate(options.vmsa)]
     for blob in vmsa_blobs:
         _check_vmsa_size(blob, blob.size)
-    tracker = Progress(progress, sum(b.size or 0 for b in [*blobs.values(), *vmsa_blobs]))
+    sizes = [b.size for b in [*blobs.values(), *vmsa_blobs]]
+    tracker = Progress(progress, None if None in sizes else sum(sizes))
     warnings, notes = [], []
 
-    fw, after_firmware = _measure_firmware(blobs["firmware"], tracker, warnings, notes)
+    code_part = CodePartFork() if fork_code_part else None
+    fw, after_firmware = _measure_firmware(blobs["firmware"], tracker, warnings, notes, code_part)
     kernel_summary = initrd_summary = cmdline_sha256 = table = None
     if "kernel" in blobs:
         kernel_summary = _measure_kernel(blobs["kernel"], tracker)
@@ -183,7 +212,9 @@ def measure_inputs(firmware, kernel, initrd, cmdline, options: DigestOptions,
         table=table, vmsa=tuple(FileSummary(b.name, VMSA_PAGE_SIZE, hashlib.sha256(p).digest())
                                 for b, p in zip(vmsa_blobs, pages)),
         warnings=tuple(warnings), notes=tuple(notes))
-    return Measured(result, blobs["firmware"], after_firmware, pages)
+    combined = code_part is not None and fw.variable_store_size is not None
+    code_hashes = code_part.hashes if combined and code_part.start == fw.variable_store_size else None
+    return Measured(result, after_firmware, pages, code_hashes)
 
 
 def read_cmdline_file(path: Source) -> bytes:
@@ -196,6 +227,12 @@ def require_hash_area(fw: FirmwareSummary) -> ovmf.HashTableArea:
     hint = ("use an OVMF built from OvmfPkg/AmdSev (it reserves the area), or pass --no-kernel-hashes "
             "if the VM was started without kernel-hashes=on")
     area = fw.hash_area
+    payload = fw.footer.entries.get(ovmf.HASH_TABLE_AREA_GUID)
+    if area is None and payload is not None:
+        raise InputError(f"firmware {fw.name}: its OVMF footer entry {ovmf.HASH_TABLE_AREA_GUID} (the "
+                         f"kernel-hashes area) holds {len(payload)} bytes, too few for the u32 base and u32 "
+                         f"size QEMU reads from it; QEMU would read past the entry, so the firmware is "
+                         f"corrupt or not an OVMF build", hint)
     if area is None:
         why = fw.footer.problem or f"its OVMF footer table has no entry {ovmf.HASH_TABLE_AREA_GUID}"
         raise InputError(f"firmware {fw.name} has no kernel-hashes table area ({why}); QEMU refuses "
@@ -239,6 +276,8 @@ def _check_options(options: DigestOptions, kernel, initrd, cmdline) -> str:
 def _cmdline_bytes(cmdline: str | bytes | None) -> bytes | None:
     if cmdline is None:
         return None
+    if not isinstance(cmdline, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"cmdline must be str or bytes, not {type(cmdline).__name__}")
     data = cmdline.encode("utf-8", "surrogateescape") if isinstance(cmdline, str) else bytes(cmdline)
     if (nul := data.find(b"\0")) >= 0:
         raise InputError(f"the cmdline contains a NUL byte at offset {nul}: a QEMU command line cannot "
@@ -246,11 +285,40 @@ def _cmdline_bytes(cmdline: str | bytes | None) -> bytes | None:
     return data
 
 
-def _measure_firmware(blob: Blob, tracker: Progress, warnings: list, notes: list):
+class CodePartFork:
+    """A sink fed the whole firmware that hashes only what follows a leading variable store (the CODE
+    part of a combined OVMF.fd), with both outer algorithms; it stays idle for any other image."""
+
+    def __init__(self):
+        self.hashes = outer_hashes()
+        self.start: int | None = None  # offset of the CODE part, once the header says there is one
+        self._head = bytearray()
+        self._seen = 0
+
+    def update(self, chunk) -> None:
+        begin = self._seen
+        self._seen += len(chunk)
+        if len(self._head) < ovmf.FV_HEADER_PROBE:
+            self._head += chunk[: ovmf.FV_HEADER_PROBE - len(self._head)]
+            if len(self._head) < ovmf.FV_HEADER_PROBE:
+                return
+            self.start = ovmf.variable_store_size(bytes(self._head))
+            if self.start is not None and self.start < begin:  # the CODE part began in the probed bytes
+                self._feed(self._head[self.start: begin])
+        if self.start is not None and self._seen > self.start:
+            self._feed(chunk[max(self.start - begin, 0):])
+
+    def _feed(self, data) -> None:
+        for h in self.hashes.values():
+            h.update(data)
+
+
+def _measure_firmware(blob: Blob, tracker: Progress, warnings: list, notes: list,
+                      code_part: CodePartFork | None = None):
     after = outer_hashes()
-    sha = hashlib.sha256()
-    info = stream(blob, [*after.values(), sha], tracker,
-                  keep_head=ovmf.FV_HEADER_PROBE, keep_tail=ovmf.MAX_TABLE_TAIL)
+    sinks = list(after.values()) + ([code_part] if code_part else [])
+    # The SHA-256 outer hash over the firmware is the firmware's SHA-256: no third context is needed.
+    info = stream(blob, sinks, tracker, keep_head=ovmf.FV_HEADER_PROBE, keep_tail=ovmf.MAX_TABLE_TAIL)
     if info.size == 0:
         raise InputError(f"firmware {blob.name} is empty")
     vars_size = ovmf.variable_store_size(info.head)
@@ -271,16 +339,17 @@ def _measure_firmware(blob: Blob, tracker: Progress, warnings: list, notes: list
     footer = ovmf.parse_footer_table(info.tail, info.size)
     if footer.problem and footer.present:
         notes.append(f"firmware {blob.name}: {footer.problem}")
-    summary = FirmwareSummary(blob.name, info.size, sha.digest(), sm3=after["sm3"].digest(), footer=footer,
-                              hash_area=ovmf.hash_table_area(footer),
+    summary = FirmwareSummary(blob.name, info.size, after["sha256"].digest(), sm3=after["sm3"].digest(),
+                              footer=footer, hash_area=ovmf.hash_table_area(footer),
                               reset_vector=ovmf.sev_es_reset_vector(footer), variable_store_size=vars_size)
     return summary, after
 
 
 def _measure_kernel(blob: Blob, tracker: Progress) -> KernelSummary:
     sha = hashlib.sha256()
-    info = stream(blob, [sha], tracker, keep_head=HEAD_SIZE)
-    return KernelSummary(blob.name, info.size, sha.digest(), kind=classify_kernel(info.head, info.size))
+    elf_notes = ElfNoteReader()
+    info = stream(blob, [sha, elf_notes], tracker, keep_head=HEAD_SIZE)
+    return KernelSummary(blob.name, info.size, sha.digest(), kind=classify_kernel(info.head, info.size, elf_notes))
 
 
 def _check_vmsa_size(blob: Blob, size: int | None) -> None:

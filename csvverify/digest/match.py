@@ -5,8 +5,9 @@ The usual reasons a measure does not match (from users' reports against the SEV 
 started without ``kernel-hashes=on``; the cmdline gained or lost a trailing newline (``$(cat file)``
 strips it, reading the file does not); there was no initrd, or no ``-append``; the value is an AMD SEV
 (SHA-256) digest; the VM used split pflash CODE/VARS while the combined OVMF.fd was given here. Every
-combination of these is tried. It is cheap: files are read once, the firmware's hash contexts are
-copied, and only the 176-byte table changes between variants.
+combination of these is tried. It is cheap: files are read once (a combined image's CODE part is
+hashed in the same pass, so a pipe works too), the firmware's hash contexts are copied, and only the
+176-byte table changes between variants.
 
 This compares values only. It does not check the report's signature (``csvverify verify`` does).
 """
@@ -19,7 +20,7 @@ from csvverify.errors import InputError, UsageError
 
 from . import compute
 from .compute import EMPTY_SHA256, DigestOptions, Measured
-from .sources import ProgressCallback, Source, stream
+from .sources import ProgressCallback, Source
 from .table import build_hash_table
 
 POLICY_ES = 0x4
@@ -50,6 +51,7 @@ class MatchResult:
     reproduced_by: tuple  # Variants equal to ``measure``, fewest changes first (empty when matched)
     tried: int  # how many distinct launch variants were computed
     notes: tuple  # hints about the report itself (policy bits, V1 anonce tampering)
+    changes_tried: tuple = ()  # Change.what of every difference tried (alone and combined); () when matched
 
 
 def match_launch_digest(measure: bytes, firmware: Source, kernel: Source | None = None,
@@ -62,26 +64,30 @@ def match_launch_digest(measure: bytes, firmware: Source, kernel: Source | None 
     ``report_version`` and ``report_policy``, when known, add hints: CSV2/CSV3 policy bits, and the
     XOR pattern an altered (unsigned) V1 anonce leaves.
     """
+    if not isinstance(measure, (bytes, bytearray, memoryview)):
+        raise TypeError(f"measure must be the 32 bytes of the report's measure, not {type(measure).__name__}")
     measure = bytes(measure)
     if len(measure) != 32:
         raise UsageError(f"a measure is 32 bytes, got {len(measure)}")
-    measured = compute.measure_inputs(firmware, kernel, initrd, cmdline, options, progress)
+    measured = compute.measure_inputs(firmware, kernel, initrd, cmdline, options, progress, fork_code_part=True)
     result = measured.result
     notes = list(_policy_notes(report_policy, options))
     if result.digest == measure:
         return MatchResult(measure, result, True, (), 1, tuple(notes))
-    variants = _dedupe(_variants(measured, options))
+    computed = list(_variants(measured, options))
+    changes_tried = tuple(dict.fromkeys(c.what for v in computed for c in v.changes))
+    variants = _dedupe(computed)
     hits = tuple(sorted((v for v in variants if v.digest == measure), key=lambda v: len(v.changes)))
     if not hits and report_version == 1:
         notes.extend(_anonce_notes(measure, variants))
-    return MatchResult(measure, result, False, hits, len(variants), tuple(notes))
+    return MatchResult(measure, result, False, hits, len(variants), tuple(notes), changes_tried)
 
 
 def _variants(m: Measured, options: DigestOptions):
     r = m.result
     firmwares = [((), m.after_firmware)]
-    if r.firmware.variable_store_size:
-        firmwares.append(((_code_only_change(r.firmware),), _code_only_hashes(m)))
+    if r.firmware.variable_store_size and m.code_part is not None:
+        firmwares.append(((_code_only_change(r.firmware),), m.code_part))
     other = "sha256" if options.algorithm == "sm3" else "sm3"
     algorithms = [((), options.algorithm),
                   ((Change(f"{other.upper()} outer hash instead of {options.algorithm.upper()}",
@@ -132,12 +138,6 @@ def _code_only_change(fw: compute.FirmwareSummary) -> Change:
     code_size = fw.size - fw.variable_store_size
     return Change("firmware without its variable store (the CODE part, as with split pflash)",
                   f"tail -c {code_size} {fw.name} > OVMF_CODE.fd and pass --ovmf OVMF_CODE.fd")
-
-
-def _code_only_hashes(m: Measured) -> dict:
-    hashes = compute.outer_hashes()
-    stream(m.firmware_blob, hashes.values(), start=m.result.firmware.variable_store_size)
-    return hashes
 
 
 def _dedupe(variants) -> list:

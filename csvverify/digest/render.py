@@ -2,13 +2,17 @@
 
 import base64
 
+from csvverify.errors import UsageError
+
+from . import ovmf
 from .compute import DigestResult
 from .match import MatchResult
 from .table import table_fields
 
 SCHEMA = "csvverify/digest/v1"
 FORMATS = ("hex", "base64", "json")
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+UNPINNED = "this value does not depend on the kernel, initrd or cmdline"
 
 
 def format_digest(digest: bytes, fmt: str) -> str:
@@ -19,7 +23,7 @@ def explain_lines(r: DigestResult, fmt: str = "hex") -> list[str]:
     """Every component hash, the 176 table bytes field by field, and the digest."""
     fw = r.firmware
     lines = [_row("outer hash", f"{r.algorithm} ({r.generation}); the table entries are SHA-256"),
-             _row("firmware", f"{fw.name}, {fw.size} bytes"),
+             _row("firmware", f"{_printable(fw.name)}, {fw.size} bytes"),
              _row("  sha256", fw.sha256.hex()),
              _row("  sm3", fw.sm3.hex()),
              _row("  ovmf table", _footer_text(r))]
@@ -30,11 +34,11 @@ def explain_lines(r: DigestResult, fmt: str = "hex") -> list[str]:
         lines += _kernel_lines(r)
     lines += _table_lines(r.table)
     for i, page in enumerate(r.vmsa):
-        lines.append(_row(f"vmsa {i}", f"{page.name}, sha256 {page.sha256.hex()}"))
+        lines.append(_row(f"vmsa {i}", f"{_printable(page.name)}, sha256 {page.sha256.hex()}"))
     parts = [f"firmware {fw.size}"] + ([f"table {len(r.table)}"] if r.table else []) + \
         ([f"VMSA {len(r.vmsa)} x 4096"] if r.vmsa else [])
     lines.append(_row("measured", f"{r.measured_size} bytes: " + " + ".join(parts)))
-    lines += [f"note: {n}" for n in r.notes]
+    lines += [f"note: {_printable(n)}" for n in r.notes]
     lines.append(_row(f"digest ({r.algorithm})", format_digest(r.digest, fmt)))
     return lines
 
@@ -42,6 +46,7 @@ def explain_lines(r: DigestResult, fmt: str = "hex") -> list[str]:
 def match_lines(m: MatchResult, subject: str, fmt: str = "hex") -> list[str]:
     """``subject`` names the compared value, e.g. "the measure in report.cert"."""
     alg = m.result.algorithm
+    subject = _printable(subject)
     if m.matched:
         lines = [f"MATCH: {subject} equals the expected {alg} digest",
                  _row("  measure", format_digest(m.measure, fmt))]
@@ -52,12 +57,13 @@ def match_lines(m: MatchResult, subject: str, fmt: str = "hex") -> list[str]:
         if m.reproduced_by:
             for v in m.reproduced_by:
                 lines.append(f"  reproduced by: {v.describe()}")
-                lines += [f"    to compute it: {c.how}" for c in v.changes]
+                lines += [f"    to compute it: {_printable(c.how)}" for c in v.changes]
         else:
-            lines.append(f"  none of {m.tried} launch variants reproduces it (kernel hashes on/off, cmdline "
-                         f"with/without trailing newline, no cmdline, no initrd, SHA-256 outer hash, "
-                         f"firmware CODE part); compare each component hash with the VM's actual inputs")
-    lines += [f"note: {n}" for n in m.notes]
+            tried = (f"tried the inputs as given and each combination of: {'; '.join(m.changes_tried)}"
+                     if m.changes_tried else "tried only the inputs as given")
+            lines.append(f"  none of {m.tried} launch variants reproduces it: {tried}; compare each component "
+                         f"hash with the VM's actual inputs")
+    lines += [f"note: {_printable(n)}" for n in m.notes]
     lines.append("(values only: the report's signature is not checked here; "
                  "use csvverify verify --chain --expect-measure HEX)")
     return lines
@@ -81,7 +87,8 @@ def as_dict(r: DigestResult, match: MatchResult | None = None) -> dict:
         },
         "kernel_hashes": r.table is not None,
         "kernel": r.kernel and {**_file(r.kernel), "type": r.kernel.kind.kind,
-                                "boot_protocol": r.kernel.kind.protocol_text},
+                                "boot_protocol": r.kernel.kind.protocol_text,
+                                "elf_boot": _elf_boot(r.kernel.kind.elf)},
         "initrd": r.initrd and _file(r.initrd),
         "cmdline": None if r.kernel is None else {
             "text": _text(r.cmdline or b""), "hex": (r.cmdline or b"").hex(), "given": r.cmdline is not None,
@@ -103,24 +110,43 @@ def as_dict(r: DigestResult, match: MatchResult | None = None) -> dict:
                                "algorithm": v.algorithm, "digest": v.digest.hex()}
                               for v in match.reproduced_by],
             "variants_tried": match.tried,
+            "changes_tried": list(match.changes_tried),
             "notes": list(match.notes),
             "signature_checked": False,
         }
     return doc
 
 
+def policy_warnings(r: DigestResult) -> list[str]:
+    """What a reader of the ``policy_snippet`` entry must know: the value may not pin what it seems to."""
+    if not r.kernel_unmeasured:
+        return []
+    why = ("kernel hashes off" if r.kernel.kind.hashes_added else
+           f"QEMU adds no kernel hashes for {r.kernel.kind.description}")
+    return [f"{UNPINNED} ({why}): the allowlist entry accepts any VM started with this firmware, "
+            f"whatever it boots"]
+
+
 def policy_snippet(r: DigestResult, label: str) -> str:
-    """A ``[[measurements]]`` entry for the policy file's allowlist, with its inputs in comments."""
+    """A ``[[measurements]]`` entry for the policy file's allowlist, with its inputs in comments.
+
+    Only a CSV (SM3) digest can be allowlisted: an SHA-256 value is AMD SEV's, which no CSV report carries.
+    """
+    if r.algorithm != "sm3":
+        raise UsageError(f"a policy allowlist holds CSV measures, which are SM3 digests; this is an "
+                         f"{r.algorithm.upper()} (AMD SEV) digest, which no CSV report carries",
+                         "drop --algorithm sha256 (use it only to cross-check SEV tools)")
+    unmeasured = "  (not measured)" if r.kernel_unmeasured else ""
     lines = [f"# {r.algorithm} launch digest ({r.generation}) computed by csvverify digest from:",
              f"#   firmware {_printable(r.firmware.name)}  sha256 {r.firmware.sha256.hex()}"]
     if r.kernel is not None:
-        lines.append(f"#   kernel {_printable(r.kernel.name)}  sha256 {r.kernel.sha256.hex()}")
+        lines.append(f"#   kernel {_printable(r.kernel.name)}  sha256 {r.kernel.sha256.hex()}{unmeasured}")
         if r.initrd is not None:
-            lines.append(f"#   initrd {_printable(r.initrd.name)}  sha256 {r.initrd.sha256.hex()}")
-        lines.append(f"#   cmdline {_printable(_text(r.cmdline or b''), quote=True)}")
+            lines.append(f"#   initrd {_printable(r.initrd.name)}  sha256 {r.initrd.sha256.hex()}{unmeasured}")
+        lines.append(f"#   cmdline {_printable(r.cmdline or b'', quote=True)}{unmeasured}")
         lines.append(f"#   kernel hashes {'on' if r.table else 'off'}")
     lines += [f"#   vmsa {_printable(p.name)}  sha256 {p.sha256.hex()}" for p in r.vmsa]
-    lines += [f"# warning: {_printable(w)}" for w in r.warnings]
+    lines += [f"# warning: {_printable(w)}" for w in policy_warnings(r) + list(r.warnings)]
     lines += ["[[measurements]]", f"value = {toml_string(r.hex)}", f"label = {toml_string(label)}"]
     return "\n".join(lines) + "\n"
 
@@ -147,22 +173,26 @@ def toml_string(text: str) -> str:
 def _kernel_lines(r: DigestResult) -> list[str]:
     k = r.kernel
     kind = k.kind.kind + (f" (boot protocol {k.kind.protocol_text})" if k.kind.protocol else "")
+    if k.kind.elf is not None and k.kind.elf.pvh_entry is not None:
+        kind += f" (PVH entry 0x{k.kind.elf.pvh_entry:x})"
     if r.table is not None:
         state = "on: the 176-byte table below is measured after the firmware"
+    elif k.kind.elf is not None and k.kind.elf.refusal:
+        state = f"not measured: QEMU refuses this ELF kernel ('{k.kind.elf.refusal}')"
     elif not k.kind.hashes_added:
-        state = f"not measured: QEMU adds no hashes for a {k.kind.kind} kernel"
+        state = f"not measured: QEMU adds no hashes for {k.kind.description}"
     else:
         state = "off: kernel, initrd and cmdline are not measured"
     lines = [_row("kernel hashes", state),
-             _row("  kernel", f"{k.name}, {k.size} bytes, {kind}"),
+             _row("  kernel", f"{_printable(k.name)}, {k.size} bytes, {kind}"),
              _row("    sha256", k.sha256.hex())]
     if r.initrd is not None:
-        lines += [_row("  initrd", f"{r.initrd.name}, {r.initrd.size} bytes"),
+        lines += [_row("  initrd", f"{_printable(r.initrd.name)}, {r.initrd.size} bytes"),
                   _row("    sha256", r.initrd.sha256.hex())]
     else:
         lines.append(_row("  initrd", "none (the entry holds the SHA-256 of the empty string)"))
     cmdline = r.cmdline or b""
-    given = _printable(_text(cmdline), quote=True) if r.cmdline is not None else "none (no -append)"
+    given = _printable(cmdline, quote=True) if r.cmdline is not None else "none (no -append)"
     lines += [_row("  cmdline", f"{given}, {len(cmdline)} bytes + NUL"),
               _row("    sha256", f"{r.cmdline_sha256.hex()} (cmdline and its NUL)")]
     return lines
@@ -183,9 +213,13 @@ def _footer_text(r: DigestResult) -> str:
         return fw.footer.problem or "empty"
     parts = []
     area = fw.hash_area
-    parts.append("no kernel-hashes area" if area is None else
-                 f"kernel-hashes area base 0x{area.base:x} size 0x{area.size:x}"
-                 + (" (unusable: kernel hashes unsupported)" if area.base == 0 or area.size < 176 else ""))
+    short = fw.footer.entries.get(ovmf.HASH_TABLE_AREA_GUID)
+    if area is None and short is not None:
+        parts.append(f"kernel-hashes area entry too short ({len(short)} bytes, needs 8)")
+    else:
+        parts.append("no kernel-hashes area" if area is None else
+                     f"kernel-hashes area base 0x{area.base:x} size 0x{area.size:x}"
+                     + (" (unusable: kernel hashes unsupported)" if area.base == 0 or area.size < 176 else ""))
     if fw.reset_vector is not None:
         parts.append(f"SEV-ES reset vector 0x{fw.reset_vector:x}")
     parts.append(f"{len(fw.footer.entries)} entries")
@@ -196,22 +230,34 @@ def _file(f) -> dict:
     return {"path": f.name, "size": f.size, "sha256": f.sha256.hex()}
 
 
+def _elf_boot(elf) -> dict | None:
+    return elf and {"pvh_entry": elf.pvh_entry, "qemu_refuses": elf.refusal, "unchecked": elf.unchecked}
+
+
 def _text(data: bytes) -> str:
+    """For JSON (which also carries the hex): undecodable bytes as the text ``\\xNN``."""
     return data.decode("utf-8", "backslashreplace")
 
 
-def _printable(text: str, quote: bool = False) -> str:
-    """``text`` with every non-printable character escaped, so it stays on one line."""
+def _printable(text: str | bytes, quote: bool = False) -> str:
+    """``text`` on one line, unambiguously: a backslash is doubled, so an escape such as ``\\xff``
+    always stands for a byte or character and never for those four characters typed literally.
+    Bytes are decoded as UTF-8; an undecodable byte (also in a ``str`` from a non-UTF-8 argv, as a
+    surrogate escape) shows as ``\\xNN``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
     out = []
     for ch in text:
-        if quote and ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
+        code = ord(ch)
+        if quote and ch == '"':
+            out.append('\\"')
         elif ch in _SHORT_ESCAPES:
             out.append(_SHORT_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
         else:
-            code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else
                        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return '"' + "".join(out) + '"' if quote else "".join(out)

@@ -2,7 +2,8 @@
 
 A source is a path (``str`` or ``os.PathLike``) or the content itself (``bytes``, ``bytearray``,
 ``memoryview``). Paths are checked up front so a bad one fails with a clear message before any large
-file is hashed.
+file is hashed. A pipe or device has no size to check, so it is read up to a cap
+(``UNSIZED_LIMIT``; ``FIRMWARE_UNSIZED_LIMIT`` for the firmware) instead of forever.
 """
 
 import os
@@ -14,9 +15,16 @@ from typing import Callable, Iterable, Union
 from csvverify.errors import InputError
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int, Union[int, None]], None]
 
 CHUNK_SIZE = 1 << 20
+GiB = 1 << 30
+# QEMU loads the kernel and initrd below 4 GiB of guest memory, so no real one is larger.
+UNSIZED_LIMIT = 4 * GiB
+# OVMF images are a few MiB (QEMU's pflash limit is 8 MiB unless max-fw-size raises it).
+FIRMWARE_UNSIZED_LIMIT = 64 << 20
+
+_CONTENT_TYPES = (bytes, bytearray, memoryview)
 
 
 @dataclass(frozen=True)
@@ -28,17 +36,23 @@ class Blob:
     path: Path | None = None
     data: bytes | None = None
     size: int | None = None
+    limit: int = UNSIZED_LIMIT  # most bytes read when ``size`` is None
 
     @property
     def label(self) -> str:
         return f"{self.role} {self.name}"
 
 
-def open_blob(source: Source, role: str) -> Blob:
+def open_blob(source: Source, role: str, unsized_limit: int = UNSIZED_LIMIT) -> Blob:
     """Check that ``source`` can be read as the ``role`` input (firmware, kernel, ...)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    if isinstance(source, _CONTENT_TYPES):
         data = bytes(source)
         return Blob(role, "(given as bytes)", data=data, size=len(data))
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"the {role} must be a path (str or os.PathLike) or its content (bytes), "
+                        f"not {type(source).__name__}")
+    if os.fspath(source) in ("", b""):
+        raise InputError(f"the {role} file name is empty", f"give the path of the {role} file")
     path = Path(source)
     try:
         st = path.stat()
@@ -51,13 +65,16 @@ def open_blob(source: Source, role: str) -> Blob:
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {role} {path}: permission denied")
     size = st.st_size if stat.S_ISREG(st.st_mode) else None
-    return Blob(role, str(path), path=path, size=size)
+    return Blob(role, str(path), path=path, size=size, limit=unsized_limit)
 
 
 class Progress:
-    """Adds up bytes read across all inputs and reports ``(done, total)`` to an optional callback."""
+    """Adds up bytes read across all inputs and reports ``(done, total)`` to an optional callback.
 
-    def __init__(self, callback: ProgressCallback | None, total: int):
+    ``total`` is None when an input is a pipe or device, whose size is known only at its end.
+    """
+
+    def __init__(self, callback: ProgressCallback | None, total: int | None):
         self.callback = callback
         self.total = total
         self.done = 0
@@ -65,7 +82,7 @@ class Progress:
     def advance(self, n: int) -> None:
         self.done += n
         if self.callback is not None:
-            self.callback(self.done, max(self.total, self.done))
+            self.callback(self.done, None if self.total is None else max(self.total, self.done))
 
 
 @dataclass(frozen=True)
@@ -75,9 +92,9 @@ class StreamInfo:
     tail: bytes
 
 
-def stream(blob: Blob, sinks: Iterable, progress: Progress | None = None, *, start: int = 0,
-           keep_head: int = 0, keep_tail: int = 0) -> StreamInfo:
-    """Feed the bytes of ``blob`` from offset ``start`` to every hash context in ``sinks``.
+def stream(blob: Blob, sinks: Iterable, progress: Progress | None = None, *, keep_head: int = 0,
+           keep_tail: int = 0) -> StreamInfo:
+    """Feed the bytes of ``blob``, in one pass, to every hash context in ``sinks`` (any ``update(chunk)``).
 
     Returns the number of bytes fed and, when asked, the first ``keep_head`` and last ``keep_tail``
     bytes, taken from the same read so that they describe exactly what was hashed.
@@ -86,7 +103,7 @@ def stream(blob: Blob, sinks: Iterable, progress: Progress | None = None, *, sta
     head = bytearray()
     tail = b""
     size = 0
-    for chunk in _chunks(blob, start):
+    for chunk in _chunks(blob):
         for sink in sinks:
             sink.update(chunk)
         size += len(chunk)
@@ -102,26 +119,35 @@ def stream(blob: Blob, sinks: Iterable, progress: Progress | None = None, *, sta
 def read_all(blob: Blob, limit: int) -> bytes:
     """The whole content of a small input; more than ``limit`` bytes is an error."""
     out = bytearray()
-    for chunk in _chunks(blob, 0):
+    for chunk in _chunks(blob):
         out += chunk
         if len(out) > limit:
             raise InputError(f"{blob.label} is larger than {limit} bytes")
     return bytes(out)
 
 
-def _chunks(blob: Blob, start: int):
+def size_text(n: int) -> str:
+    return f"{n // GiB} GiB" if n % GiB == 0 else f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
+
+
+def _chunks(blob: Blob):
     if blob.data is not None:
         view = memoryview(blob.data)
-        for offset in range(start, len(view), CHUNK_SIZE):
+        for offset in range(0, len(view), CHUNK_SIZE):
             yield view[offset: offset + CHUNK_SIZE]
         return
     buf = bytearray(CHUNK_SIZE)
     view = memoryview(buf)
+    read = 0
     try:
         with open(blob.path, "rb", buffering=0) as f:
-            if start:
-                f.seek(start)
             while n := f.readinto(buf):
+                read += n
+                if blob.size is None and read > blob.limit:
+                    raise InputError(
+                        f"{blob.label} is a pipe or device and gave more than {size_text(blob.limit)}: "
+                        f"csvverify stops there, far above the size of any real {blob.role}",
+                        f"if it really is larger, save it to a regular file and pass that")
                 yield view[:n]
     except OSError as exc:
         raise InputError(f"cannot read {blob.label}: {exc.strerror or exc}") from None

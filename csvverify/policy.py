@@ -769,7 +769,10 @@ def _chip(policy: Policy, facts: Facts, add, unpinned: str | None) -> None:
             fails.append(f"chip {chip!r} is not on the allow list of {_fmt_rule(policy, 'chips.allow')}")
     if not fails and not passes:
         passes.append(f"chip {chip!r} is not on the deny list of {_fmt_rule(policy, 'chips.deny')}")
-    unproven = _chip_unbound(facts) + ([f"the chip id was {unpinned}"] if unpinned else [])
+    # A bound chip id is sound whatever the anonce: the CEK filed under that id signed the PEK.
+    unproven = _chip_unbound(facts)
+    if unproven and unpinned:
+        unproven.append(f"the chip id was {unpinned}")
     if passes and not unproven:
         passes[-1] += " (bound: chip.binding passed and the chain verified)"
     _outcome(add, "policy.chip", fails, passes, "", unproven)

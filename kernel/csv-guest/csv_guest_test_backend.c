@@ -8,11 +8,17 @@
  * test_firmware (relative to /lib/firmware). The report is canned, so the test must send the mnonce
  * the report was made for. test_hv_result makes the fake return a given hypervisor status instead,
  * to exercise the driver's status mapping. test_skip_csv_check lets the module load outside a CSV
- * guest. None of this exists in a normal build.
+ * guest. What the fake received is checked (nothing but zeros after the request) and published
+ * (test_last_flags, test_last_request), and a request that finds another one inside the fake
+ * fails, so a driver that copies too much or forgets its lock fails the test. None of this exists
+ * in a normal build.
  */
 #define pr_fmt(fmt) "csv-guest: test backend: " fmt
 
+#include <linux/atomic.h>
+#include <linux/delay.h>
 #include <linux/firmware.h>
+#include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -42,6 +48,19 @@ static int test_last_flags = -1;
 module_param(test_last_flags, int, 0444);
 MODULE_PARM_DESC(test_last_flags,
 		 "TEST BUILD ONLY: flags of the last extended request (-1: plain request)");
+
+/* The request part of the last page the fake received (132 bytes), as hex. */
+static char test_last_request[2 * CSV_ATTESTATION_USER_DATA_EXT_LEN + 1];
+module_param_string(test_last_request, test_last_request, sizeof(test_last_request), 0444);
+MODULE_PARM_DESC(test_last_request,
+		 "TEST BUILD ONLY: bytes 0..131 of the last page the fake firmware received, hex");
+
+/* Requests inside the fake right now; the driver's lock must keep it at one. */
+static atomic_t csv_test_in_flight = ATOMIC_INIT(0);
+/* Long enough for a second caller to get in if the driver does not serialise requests. */
+#define CSV_TEST_DWELL_MS 2
+/* What the fake answers a request that overlapped another: no other case uses this status. */
+#define CSV_TEST_OVERLAP_STATUS (-EBUSY)
 
 /* A copy of test_firmware without surrounding whitespace (`echo name > .../test_firmware` adds a
  * newline), or NULL when it is unset or blank. */
@@ -91,7 +110,17 @@ static unsigned int csv_test_request_len(const u8 *buf, unsigned int len)
 	return memchr_inv(buf + req_len, 0, len - req_len) ? 0 : req_len;
 }
 
-long csv_test_backend_attest(struct device *dev, u8 *buf, unsigned int len)
+static void csv_test_record_request(const u8 *buf)
+{
+	char *end;
+
+	kernel_param_lock(THIS_MODULE);
+	end = bin2hex(test_last_request, buf, CSV_ATTESTATION_USER_DATA_EXT_LEN);
+	*end = '\0';
+	kernel_param_unlock(THIS_MODULE);
+}
+
+static long csv_test_fake_firmware(struct device *dev, u8 *buf, unsigned int len)
 {
 	const struct firmware *fw;
 	char *name;
@@ -100,6 +129,7 @@ long csv_test_backend_attest(struct device *dev, u8 *buf, unsigned int len)
 	/* The host's checks (Hygon KVM csv_vm_attestation): page-aligned, non-zero, whole pages. */
 	if (!buf || !PAGE_ALIGNED(buf) || !len || len % PAGE_SIZE)
 		return -EFAULT;
+	csv_test_record_request(buf);
 	if (!csv_test_request_len(buf, len)) {
 		pr_warn("the page holds more than the request (bytes after it are not zero)\n");
 		return -EINVAL;
@@ -126,5 +156,22 @@ long csv_test_backend_attest(struct device *dev, u8 *buf, unsigned int len)
 	}
 	release_firmware(fw);
 	kfree(name);
+	return ret;
+}
+
+long csv_test_backend_attest(struct device *dev, u8 *buf, unsigned int len)
+{
+	bool overlap = atomic_inc_return(&csv_test_in_flight) != 1;
+	long ret;
+
+	msleep(CSV_TEST_DWELL_MS);
+	overlap |= atomic_read(&csv_test_in_flight) != 1;
+	if (overlap) {
+		pr_warn_ratelimited("two requests in the fake firmware at once: the driver does not serialise them\n");
+		ret = CSV_TEST_OVERLAP_STATUS;
+	} else {
+		ret = csv_test_fake_firmware(dev, buf, len);
+	}
+	atomic_dec(&csv_test_in_flight);
 	return ret;
 }

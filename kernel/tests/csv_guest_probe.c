@@ -2,13 +2,17 @@
 /*
  * csv-guest-probe: exercises /dev/csv-guest with bad and good arguments and prints one line
  * per case,
- *   CASE <case> errno=<n> <NAME> [match=0|1]
- * for tests/kernel to check. Linked statically so it runs from a bare initramfs.
+ *   CASE <case> errno=<n> <NAME> [match=0|1 [request=0|1]]
+ * for tests/kernel to check. Linked statically so it runs from a bare initramfs. For round trips,
+ * match says the page came back as the report file, request that the fake firmware received
+ * exactly the request (test_last_request; bytes 112..131 zero unless the extended magic is there).
  *
  * Cases: short-len zero-len negative-len partial-page-len two-page-len huge-len null-ptr bad-ptr
  * bad-arg unknown-cmd rtmr-cmd compat32-cmd ext-unknown-flags ext-host-data-only readonly-buf
- * plain roundtrip:FILE legacy-roundtrip:FILE concurrent:FILE hv:STATUS
- * (FILE is the report the test backend answers with; hv:STATUS sets the test backend's simulated
+ * plain roundtrip:FILE legacy-roundtrip:FILE dirty-tail-roundtrip:FILE
+ * dirty-ext-area-roundtrip:FILE ext-dirty-tail-roundtrip:FILE concurrent:FILE hv:STATUS
+ * (FILE is the report the test backend answers with; the dirty cases fill the page outside the
+ * request with 0xAA, which the driver must not pass on; hv:STATUS sets the test backend's simulated
  * hypervisor status for one request.)
  *
  * csv-guest-probe insmod NAME MODULE [PARAMS] loads a module with exactly one finit_module() call
@@ -32,7 +36,11 @@
 
 #define DEVICE "/dev/csv-guest"
 #define HV_PARAM "/sys/module/csv_guest/parameters/test_hv_result"
+#define LAST_REQUEST_PARAM "/sys/module/csv_guest/parameters/test_last_request"
 #define PAGE 4096
+#define REQ CSV_REPORT_INPUT_DATA_LEN              /* 112 */
+#define EXT_REQ CSV_ATTESTATION_USER_DATA_EXT_LEN /* 132 */
+#define DIRT 0xAA
 
 /* The devkit's own struct, declared independently: the same ABI under the legacy names. */
 struct csv_guest_mem {
@@ -90,6 +98,56 @@ static void fill_ext_request(uint8_t *buf, uint32_t flags)
 	memcpy(buf + CSV_REPORT_INPUT_DATA_LEN + CSV_ATTESTATION_MAGIC_LEN, &flags, sizeof(flags));
 }
 
+/* What a page holds besides the request when it is sent. */
+enum fill {
+	FILL_CLEAN,          /* zeros */
+	FILL_DIRTY_TAIL,     /* 0xAA in 132..4095 */
+	FILL_DIRTY_EXT_AREA, /* 0xAA in 112..131, no extended magic */
+	FILL_EXT_DIRTY_TAIL, /* an extended (V2) request, 0xAA in 132..4095 */
+};
+
+static void fill_page(uint8_t *buf, enum fill fill)
+{
+	if (fill == FILL_EXT_DIRTY_TAIL)
+		fill_ext_request(buf, CSV_ATTESTATION_FLAG_REPORT_EXT);
+	else
+		fill_request(buf);
+	if (fill == FILL_DIRTY_TAIL || fill == FILL_EXT_DIRTY_TAIL)
+		memset(buf + EXT_REQ, DIRT, PAGE - EXT_REQ);
+	if (fill == FILL_DIRTY_EXT_AREA)
+		memset(buf + REQ, DIRT, EXT_REQ - REQ);
+}
+
+/* The request the firmware must get from a page: 132 bytes with the extended magic, else 112 and
+ * zeros (the driver copies in only the request). */
+static void request_of(const uint8_t *page, uint8_t out[EXT_REQ])
+{
+	memcpy(out, page, EXT_REQ);
+	if (memcmp(page + REQ, CSV_ATTESTATION_MAGIC, CSV_ATTESTATION_MAGIC_LEN) != 0)
+		memset(out + REQ, 0, EXT_REQ - REQ);
+}
+
+/* 1 if the fake firmware's record of the last request it received equals `want`. */
+static int firmware_received(const uint8_t want[EXT_REQ])
+{
+	char hex[2 * EXT_REQ + 2] = {0};
+	FILE *f = fopen(LAST_REQUEST_PARAM, "r");
+	if (!f) {
+		perror(LAST_REQUEST_PARAM);
+		exit(2);
+	}
+	size_t n = fread(hex, 1, sizeof(hex) - 1, f);
+	fclose(f);
+	if (n < 2 * EXT_REQ)
+		return 0;
+	for (size_t i = 0; i < EXT_REQ; i++) {
+		unsigned int byte;
+		if (sscanf(hex + 2 * i, "%2x", &byte) != 1 || byte != want[i])
+			return 0;
+	}
+	return 1;
+}
+
 /* The expected page: the report file, then zeros up to the page end. */
 static void load_expected(const char *path, uint8_t *out)
 {
@@ -107,25 +165,43 @@ static void load_expected(const char *path, uint8_t *out)
 	}
 }
 
-static int roundtrip(const char *file, int legacy)
+struct outcome {
+	int err;
+	int match;   /* the page came back as the report file */
+	int request; /* the fake firmware received exactly the request */
+};
+
+static struct outcome roundtrip(const char *file, int legacy, enum fill fill)
 {
 	static uint8_t expected[PAGE];
+	uint8_t sent[EXT_REQ];
 	uint8_t *buf = page_buf(PROT_READ | PROT_WRITE);
-	int err;
+	struct outcome out = {0};
 	load_expected(file, expected);
-	fill_request(buf);
+	fill_page(buf, fill);
+	request_of(buf, sent);
 	if (legacy) {
 		struct csv_guest_mem mem = {.va = (unsigned long)buf, .size = PAGE};
-		err = raw_ioctl(DEVKIT_GET_ATTESTATION_REPORT, &mem);
+		out.err = raw_ioctl(DEVKIT_GET_ATTESTATION_REPORT, &mem);
 	} else {
-		err = get_report(buf, PAGE);
+		out.err = get_report(buf, PAGE);
 	}
-	int match = !err && memcmp(buf, expected, PAGE) == 0;
+	out.match = !out.err && memcmp(buf, expected, PAGE) == 0;
+	out.request = !out.err && firmware_received(sent);
 	munmap(buf, PAGE);
-	return err ? -err : match;
+	return out;
 }
 
-/* Several processes at once: every request must succeed and return the exact report. */
+static void report_roundtrip(const char *name, struct outcome o)
+{
+	const char *ename = o.err ? strerrorname_np(o.err) : "OK";
+	printf("CASE %s errno=%d %s match=%d request=%d\n", name, o.err, ename ? ename : "?", o.match,
+		   o.request);
+	fflush(stdout);
+}
+
+/* Several processes at once (the fake firmware fails a request that finds another one inside it):
+ * every request must succeed, reach the firmware intact and return the exact report. */
 static void concurrent(const char *name, const char *file)
 {
 	enum { WORKERS = 4, ROUNDS = 25 };
@@ -135,9 +211,11 @@ static void concurrent(const char *name, const char *file)
 		pids[w] = fork();
 		if (pids[w] == 0) {
 			for (int r = 0; r < ROUNDS; r++) {
-				int res = roundtrip(file, r & 1);
-				if (res != 1)
-					_exit(res < 0 ? -res : 255);
+				struct outcome o = roundtrip(file, r & 1, FILL_CLEAN);
+				if (o.err)
+					_exit(o.err);
+				if (!o.match || !o.request)
+					_exit(255);
 			}
 			_exit(0);
 		}
@@ -210,10 +288,15 @@ static void run_case(const char *name)
 		uint8_t *ro = page_buf(PROT_READ);
 		report(name, get_report(ro, PAGE), -1);
 		munmap(ro, PAGE);
-	} else if (!strcmp(base, "roundtrip") || !strcmp(base, "legacy-roundtrip")) {
-		int res = roundtrip(arg, base[0] == 'l');
-		report(name, res < 0 ? -res : 0, res == 1);
-	} else if (!strcmp(base, "concurrent"))
+	} else if (!strcmp(base, "roundtrip") || !strcmp(base, "legacy-roundtrip"))
+		report_roundtrip(name, roundtrip(arg, base[0] == 'l', FILL_CLEAN));
+	else if (!strcmp(base, "dirty-tail-roundtrip"))
+		report_roundtrip(name, roundtrip(arg, 0, FILL_DIRTY_TAIL));
+	else if (!strcmp(base, "dirty-ext-area-roundtrip"))
+		report_roundtrip(name, roundtrip(arg, 0, FILL_DIRTY_EXT_AREA));
+	else if (!strcmp(base, "ext-dirty-tail-roundtrip"))
+		report_roundtrip(name, roundtrip(arg, 0, FILL_EXT_DIRTY_TAIL));
+	else if (!strcmp(base, "concurrent"))
 		concurrent(name, arg);
 	else if (!strcmp(base, "plain"))
 		report(name, get_report(buf, PAGE), -1);

@@ -194,6 +194,7 @@ def boot(kernel: DebianKernel, initramfs: Path, workdir: Path, timeout: float = 
 class Case:
     errno: int
     match: bool | None  # for round trips: the page equals the firmware's report
+    request: bool | None = None  # for round trips: the fake firmware received exactly the request
 
 
 @dataclass
@@ -250,8 +251,9 @@ def parse_results(data: str) -> GuestResults:
             res.collect_output.setdefault(m[1], []).append(m[2])
         elif m := re.match(r"LASTFLAGS (\S+) (-?\d+)", line):
             res.last_flags[m[1]] = int(m[2])
-        elif m := re.match(r"CASE (\S+) errno=(\d+) \S+(?: match=([01]))?", line):
-            res.cases[m[1]] = Case(int(m[2]), None if m[3] is None else m[3] == "1")
+        elif m := re.match(r"CASE (\S+) errno=(\d+) \S+(?: match=([01]))?(?: request=([01]))?", line):
+            res.cases[m[1]] = Case(int(m[2]), None if m[3] is None else m[3] == "1",
+                                   None if m[4] is None else m[4] == "1")
         elif m := re.match(r"UNLOAD rc=(\d+) ?(.*)", line):
             res.unload = (int(m[1]), m[2])
         elif line == "GUEST done":

@@ -44,9 +44,15 @@ PROBE_CASES = {
     "ext-host-data-only": errno.EINVAL,
     f"roundtrip:{FIRMWARE_V1}": 0,
     f"legacy-roundtrip:{FIRMWARE_V1}": 0,
+    # 0xAA outside the request: the driver copies in only the request (and zeroes 112..131 of a
+    # plain one), so the fake firmware, which rejects anything but zeros after it, still answers.
+    f"dirty-tail-roundtrip:{FIRMWARE_V1}": 0,
+    f"dirty-ext-area-roundtrip:{FIRMWARE_V1}": 0,
+    f"ext-dirty-tail-roundtrip:{FIRMWARE_V1}": 0,
     f"concurrent:{FIRMWARE_V1}": 0,
 }
 ROUND_TRIPS = [name for name in PROBE_CASES if ":" in name]
+CONCURRENT = f"concurrent:{FIRMWARE_V1}"
 
 # Hypervisor status (simulated by the test backend) -> errno; the table in kernel/README.md.
 HV_CASES = {
@@ -178,12 +184,19 @@ def test_normal_build_contains_no_test_backend(builds):
     normal, test = builds
     test_only_symbols = {"csv_test_backend_attest", "csv_test_backend_active", "test_firmware",
                          "test_skip_csv_check", "test_hv_result"}
-    test_only_params = {"test_firmware", "test_skip_csv_check", "test_hv_result", "test_last_flags"}
+    test_only_params = {"test_firmware", "test_skip_csv_check", "test_hv_result", "test_last_flags",
+                        "test_last_request"}
+    # Not only symbols: names and messages of the test backend anywhere in the file, debug info too
+    # (inline stubs once left csv_test_backend_* in .debug_str of the normal build).
+    test_only_strings = {b"csv_test_backend_", b"fake firmware", b"TEST BUILD"} | {p.encode() for p in test_only_params}
     # The check can fail: the test build has all of it.
     assert test_only_symbols <= set(vm.module_symbols(test.ko))
     assert test_only_params <= set(vm.module_parameters(test.ko))
+    assert [m for m in test_only_strings if m not in test.ko.read_bytes()] == []
     assert not [s for s in vm.module_symbols(normal.ko) if "test" in s.lower()]
     assert vm.module_parameters(normal.ko) == []
+    normal_bytes = normal.ko.read_bytes()
+    assert [m for m in test_only_strings | {b"test_backend", b"TEST_BACKEND"} if m in normal_bytes] == []
 
 
 def test_guest_tools_are_static(session):
@@ -255,6 +268,16 @@ def test_argument_errno(session, case):
     assert got.errno == PROBE_CASES[case], f"{case}: errno {got.errno}, expected {PROBE_CASES[case]}"
     if case in ROUND_TRIPS:
         assert got.match, f"{case}: the page returned differs from the firmware's report"
+    if case in ROUND_TRIPS and case != CONCURRENT:
+        assert got.request, f"{case}: the fake firmware did not receive exactly the request that was sent"
+
+
+def test_concurrent_requests_never_overlap_in_the_firmware(session):
+    # The fake firmware holds each request a moment and fails one that finds another inside it.
+    overlaps = [m for m in vm.driver_messages(session.results.kernel_log) if "at once" in m]
+    assert overlaps == [], "requests reached the firmware at the same time: the driver's lock is missing"
+    got = session.results.cases.get(CONCURRENT)
+    assert got is not None and (got.errno, got.match) == (0, True), got
 
 
 @pytest.mark.parametrize("case", list(HV_CASES))

@@ -222,6 +222,75 @@ static int has_cap_sys_admin(void)
     return (caps >> 21) & 1; /* CAP_SYS_ADMIN */
 }
 
+/* ---- page layout probe (the same rules as csvverify's detect_layout) ---- */
+
+static void put_pek_words(uint8_t *page, size_t cert_off, uint32_t mask)
+{
+    const uint32_t words[3] = {CSV_USAGE_PEK ^ mask, CSV_ALGO_SM2_SA ^ mask, CSV_CURVE_SM2 ^ mask};
+    for (int w = 0; w < 3; w++)
+        for (int b = 0; b < 4; b++)
+            page[cert_off + 8 + 4 * w + b] = (uint8_t)(words[w] >> (8 * b));
+}
+
+static void test_probe_layout(void)
+{
+    static uint8_t page[CSV_PAGE_LEN];
+    const struct csv_layout *l = &csv_layout_v1;
+    const uint32_t anonce = 0x12345679;
+
+    CHECK_STATUS(csv_probe_layout(page, CSV_REPORT_V1_LEN, &l), CSV_OK);
+    CHECK(l == &csv_layout_v1, "2548 bytes are V1 by size");
+    CHECK_STATUS(csv_probe_layout(page, CSV_REPORT_EXT_LEN, &l), CSV_OK);
+    CHECK(l == &csv_layout_ext, "3380 bytes are V2/V3 by size");
+    CHECK_STATUS(csv_probe_layout(page, 100, &l), CSV_ERR_REPORT_FORMAT);
+    CHECK(l == NULL && strstr(csv_last_error(), "100 bytes is not a raw report"), "%s", csv_last_error());
+    CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_ERR_REPORT_FORMAT);
+    CHECK(strstr(csv_last_error(), "no PEK certificate"), "zero page: %s", csv_last_error());
+
+    for (int clear = 0; clear < 2; clear++) { /* V1 obfuscated, and already de-obfuscated (CoCo) */
+        memset(page, 0, sizeof(page));
+        memcpy(page + CSV_V1_ANONCE_OFF, &anonce, 4);
+        put_pek_words(page, CSV_V1_PEK_OFF, clear ? 0 : anonce);
+        CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_OK);
+        CHECK(l == &csv_layout_v1, "V1 page (signer block %s)", clear ? "clear" : "obfuscated");
+        CHECK(csv_v1_signer_clear(page) == clear, "signer block clear: %d", clear);
+        page[CSV_PAGE_LEN - 1] = 1;
+        CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_ERR_REPORT_FORMAT);
+        page[CSV_PAGE_LEN - 1] = 0;
+        page[CSV_REPORT_V1_LEN] = 1;
+        CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_ERR_REPORT_FORMAT);
+    }
+
+    memset(page, 0, sizeof(page));
+    put_pek_words(page, CSV_EXT_PEK_OFF, 0);
+    CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_OK);
+    CHECK(l == &csv_layout_ext, "V2/V3 page");
+    page[CSV_REPORT_EXT_LEN] = 1;
+    CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_ERR_REPORT_FORMAT);
+    page[CSV_REPORT_EXT_LEN] = 0;
+    put_pek_words(page, CSV_V1_PEK_OFF, 0);
+    CHECK_STATUS(csv_probe_layout(page, CSV_PAGE_LEN, &l), CSV_ERR_REPORT_FORMAT);
+    CHECK(strstr(csv_last_error(), "reads both as V1 and as V2/V3"), "ambiguous: %s", csv_last_error());
+}
+
+static void test_signer_block_as_stored(void)
+{
+    static uint8_t report[CSV_REPORT_V1_LEN], clear[CSV_REPORT_EXT_LEN];
+    uint8_t stored[CSV_V1_MAC_OFF - CSV_V1_PEK_OFF], again[sizeof(stored)];
+    const uint32_t anonce = 0xa5c3e1f7;
+    for (size_t i = 0; i < sizeof(report); i++)
+        report[i] = (uint8_t)(i * 7 + 3);
+    memcpy(report + CSV_V1_ANONCE_OFF, &anonce, 4);
+    put_pek_words(report, CSV_V1_PEK_OFF, anonce);
+    csv_signer_block_as_stored(report, &csv_layout_v1, stored);
+    CHECK(memcmp(stored, report + CSV_V1_PEK_OFF, sizeof(stored)) == 0, "an obfuscated signer block is used as is");
+    csv_deobfuscate(report, &csv_layout_v1, clear);
+    memcpy(report + CSV_V1_PEK_OFF, clear + CSV_V1_PEK_OFF, CSV_V1_KEY_OFF - CSV_V1_PEK_OFF);
+    CHECK(csv_v1_signer_clear(report), "the de-obfuscated signer block is recognised");
+    csv_signer_block_as_stored(report, &csv_layout_v1, again);
+    CHECK(memcmp(stored, again, sizeof(stored)) == 0, "a cleared signer block is re-obfuscated for the MAC");
+}
+
 static void test_pagemap_privileged(void)
 {
     if (!has_cap_sys_admin())
@@ -533,6 +602,8 @@ int main(int argc, char **argv)
     test_check_response_real();
     test_check_response_ext();
     test_blanking();
+    test_probe_layout();
+    test_signer_block_as_stored();
     test_pagemap_privileged();
     test_pagemap_unprivileged();
     test_vmmcall_trap();

@@ -4,6 +4,7 @@ Parsing is pure and strict about sizes; semantic rules (usages, issuers, signatu
 ``csvverify.verify`` so that every rule shows up as its own check in a verdict.
 """
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -44,6 +45,15 @@ def le72(b: bytes, off: int) -> int:
     return int.from_bytes(b[off:off + 72], "little")
 
 
+_NOT_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
+
+
+def ascii_text(raw: bytes) -> str:
+    """Bytes from a report or certificate as text that is safe to print: printable ASCII (0x20-0x7e) as is,
+    every other byte (control characters, DEL, 0x80 and above) as \\xNN."""
+    return _NOT_PRINTABLE.sub(lambda m: f"\\x{m[0][0]:02x}".encode(), raw).decode("ascii")
+
+
 def usage_name(usage: int) -> str:
     return USAGE_NAMES.get(usage, "unknown")
 
@@ -76,7 +86,7 @@ class _KeyFields:
 
     @property
     def uid_text(self) -> str:
-        return self.uid.decode("ascii", "backslashreplace")
+        return ascii_text(self.uid)
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,9 @@ def _parse_root_cert(raw: bytes, source: str) -> RootCert:
     )
 
 
+_SLOT_OFFSETS = (1044, 1564)
+
+
 @lru_cache(maxsize=512)
 def _parse_csv_cert(raw: bytes, source: str) -> CsvCert:
     _check_size(raw, CSV_CERT_SIZE, "CSV certificate (CEK/PEK)", source)
@@ -178,8 +191,11 @@ def _parse_csv_cert(raw: bytes, source: str) -> CsvCert:
     slots = tuple(
         SignatureSlot(index=i + 1, usage=u32(raw, off), algo=u32(raw, off + 4),
                       signature=read_signature(raw, off + 8, f"slot {i + 1}"))
-        for i, off in enumerate((1044, 1564))
+        for i, off in enumerate(_SLOT_OFFSETS)
     )
+    # A slot marked empty (usage INVALID) holds nothing: its algo word and signature are reserved space.
+    empty = [(f"slot {s.index} (marked empty, usage {USAGE_INVALID:#06x}) algo and signature", off + 4, off + 152)
+             for s, off in zip(slots, _SLOT_OFFSETS) if s.usage == USAGE_INVALID]
     return CsvCert(
         raw=raw, version=u32(raw, 0), api_major=raw[4], api_minor=raw[5], pubkey_usage=u32(raw, 8),
         pubkey_algo=u32(raw, 12), curve_id=u32(raw, 16), key=PublicKey(le72(raw, 20), le72(raw, 92)),
@@ -187,7 +203,7 @@ def _parse_csv_cert(raw: bytes, source: str) -> CsvCert:
         padding_faults=_padding_faults(raw, [("qx", 20), ("qy", 92)]),
         reserved_nonzero=_nonzero(raw, [("reserved", 6, 8), ("uid tail", 166 + uid_len, 420),
                                         ("reserved", 436, 1044), ("slot 1 reserved", 1196, 1564),
-                                        ("slot 2 reserved", 1716, 2084)]),
+                                        ("slot 2 reserved", 1716, 2084)] + empty),
     )
 
 

@@ -126,11 +126,30 @@ class Forge:
     def hsk_cert(self) -> bytes:
         return self._root_style(self.hsk_key, self.root_key, USAGE_HSK)
 
+    def chip_key(self, role: str, chip_id: str = DEFAULT_CHIP) -> _Key:
+        """The forge key of a chip: role "cek", "pek" or "oca" (the root and HSK keys are ``root_key``, ``hsk_key``)."""
+        if role not in ("cek", "pek", "oca"):
+            raise ValueError("role is cek, pek or oca")
+        return _Key(self.seed, f"{role}/{chip_id}", f"FORGE-TEST-{role.upper()}".encode())
+
+    def resign(self, cert: bytes, signer: _Key, slot: int = 1) -> bytes:
+        """A certificate edited by a test, signed again by ``signer`` so that only the edit is wrong.
+
+        Root-style (832 bytes): the signature over [0,576). CSV (2084 bytes): signature slot ``slot`` over
+        [0,1044), its usage word kept and its algo set to SM2-SA."""
+        out = bytearray(cert)
+        if len(cert) == 832:
+            out[576:720] = self._signature(signer, bytes(cert[:576]))
+        elif len(cert) == 2084:
+            off = 1044 + 520 * (slot - 1)
+            out[off + 4:off + 152] = _le32(ALGO_SM2_SA) + self._signature(signer, bytes(cert[:1044]))
+        else:
+            raise ValueError("a certificate is 832 or 2084 bytes")
+        return bytes(out)
+
     def _chip(self, chip_id: str):
         if chip_id not in self._chips:
-            cek_key = _Key(self.seed, f"cek/{chip_id}", b"FORGE-TEST-CEK")
-            pek_key = _Key(self.seed, f"pek/{chip_id}", b"FORGE-TEST-PEK")
-            oca_key = _Key(self.seed, f"oca/{chip_id}", b"FORGE-TEST-OCA")
+            cek_key, pek_key, oca_key = (self.chip_key(role, chip_id) for role in ("cek", "pek", "oca"))
             cek = self._csv_cert(cek_key, USAGE_CEK, 2, (1, 1), self.hsk_key.key_id,
                                  [(USAGE_HSK, self.hsk_key), (USAGE_INVALID, None)])
             pek = self._csv_cert(pek_key, USAGE_PEK, 1, (1, 3), bytes(16),
@@ -154,11 +173,14 @@ class Forge:
                mnonce: bytes | None = None, measure: bytes | None = None, policy: int = 0x1,
                anonce: int | None = None, sealing_key: bytes | None = None, page: bool = False,
                user_pubkey_digest: bytes = bytes(32), vm_id: bytes | None = None, vm_version: bytes = bytes(16),
-               build: int = 2339, rtmrs: tuple[bytes, ...] | None = None, host_data: bytes | None = None) -> bytes:
+               build: int = 2339, rtmrs: tuple[bytes, ...] | None = None, host_data: bytes | None = None,
+               pek: bytes | None = None) -> bytes:
         """A signed report as the firmware would return it (V1: 2548 bytes; V2/V3: 3380), or its page.
 
         ``sealing_key=None`` puts the chip's forge sealing key in place (so the MAC verifies); pass
-        ``bytes(32)`` for a report whose field was blanked by a collector after the MAC check.
+        ``bytes(32)`` for a report whose field was blanked by a collector after the MAC check. ``pek``
+        replaces the chip's PEK certificate (a test's edited copy); the report is still signed with the
+        chip's PEK key.
         """
         if version not in (1, 2, 3):
             raise ValueError("version is 1, 2 or 3")
@@ -168,7 +190,10 @@ class Forge:
         mnonce = sm3(tag + b"/mnonce")[:16] if mnonce is None else mnonce
         measure = sm3(tag + b"/measure") if measure is None else measure
         vm_id = sm3(tag + b"/vm-id")[:16] if vm_id is None else vm_id
-        _, pek, pek_key, chip_sealing_key = self._chip(chip_id)
+        _, chip_pek, pek_key, chip_sealing_key = self._chip(chip_id)
+        pek = chip_pek if pek is None else pek
+        if len(pek) != 2084:
+            raise ValueError("pek is a 2084-byte CSV certificate")
         # The firmware MACs the block with the VM's real key; a collector may blank the field afterwards.
         firmware_key = chip_sealing_key if sealing_key is None or not any(sealing_key) else sealing_key
         sealing_key = firmware_key if sealing_key is None else sealing_key

@@ -3,7 +3,7 @@
 import json
 
 from csvverify import __version__
-from csvverify.certs import CsvCert, usage_name
+from csvverify.certs import CsvCert, ascii_text, usage_name
 from csvverify.errors import InputError
 from csvverify.report import Report
 from csvverify.verdict import SCHEMA, ExitClass, Status, Verdict
@@ -18,7 +18,22 @@ _CLASS_TEXT = {
 _MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.SKIPPED: "skip", Status.NOT_APPLICABLE: "n/a"}
 
 
+def printable(text: str) -> str:
+    """Text with every non-printable character (C0/C1 controls, DEL, bidi and other format characters, line
+    breaks) shown as \\xNN or \\uNNNN, so that no input can move the cursor or rewrite lines on a terminal.
+    Report-derived text is ASCII already (``certs.ascii_text``); this also covers file names and messages."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   if ord(c) < 0x10000 else f"\\U{ord(c):08x}" for c in text)
+
+
 def verdict_text(verdict: Verdict, verbose: bool = True) -> str:
+    """Every line is passed through ``printable``: reasons quote report fields that no signature covers."""
+    return "\n".join(printable(line) for line in _verdict_lines(verdict, verbose))
+
+
+def _verdict_lines(verdict: Verdict, verbose: bool) -> list[str]:
     cls = verdict.exit_class
     if cls is ExitClass.OK:
         head = f"OK: {verdict.input}"
@@ -26,6 +41,8 @@ def verdict_text(verdict: Verdict, verbose: bool = True) -> str:
         head = f"FAIL: {verdict.input} ({verdict.outcome}: {_CLASS_TEXT[cls]}, exit class {int(cls)})"
     if verdict.report:
         head += f"  [V{verdict.report['version']}, chip {verdict.report['chip_id'] or '?'}]"
+        if any(f.id == "not-a-report" for f in verdict.findings):
+            head += "  (does not look like a CSV report)"
     lines = [head]
     if verbose:
         width = max(len(c.id) for c in verdict.checks)
@@ -46,7 +63,7 @@ def verdict_text(verdict: Verdict, verbose: bool = True) -> str:
         lines.extend(f"  FAIL  {c.id}: {c.reason}" for c in verdict.failed)
     if verdict.hint:
         lines.append(f"  hint: {verdict.hint}")
-    return "\n".join(lines)
+    return lines
 
 
 def verdicts_json(verdicts: list[Verdict]) -> str:
@@ -68,7 +85,7 @@ def _cert_lines(cert: CsvCert, name: str) -> list[tuple[str, str]]:
         (f"{name}.pubkey_usage", f"{cert.pubkey_usage:#06x} ({usage_name(cert.pubkey_usage)})"),
         (f"{name}.pubkey_algo", str(cert.pubkey_algo)),
         (f"{name}.curve_id", str(cert.curve_id)),
-        (f"{name}.uid", repr(cert.uid_text)),
+        (f"{name}.uid", f"'{cert.uid_text}'"),
         (f"{name}.qx", f"{cert.key.x:064x}"),
         (f"{name}.qy", f"{cert.key.y:064x}"),
         (f"{name}.certifying_id", cert.certifying_id.hex()),
@@ -93,7 +110,7 @@ def report_rows(report: Report, container: str) -> list[tuple[str, str]]:
         ("vm_id", report.vm_id.hex()),
         ("vm_version", report.vm_version.hex()),
         ("user_data", report.report_data.hex()),
-        ("user_data (text)", report.report_data.rstrip(b"\0").decode("ascii", "backslashreplace")),
+        ("user_data (text)", ascii_text(report.report_data.rstrip(b"\0"))),
         ("mnonce", report.mnonce.hex()),
         ("measure", report.measure.hex()),
         ("policy", _policy_bits(report.policy)),
@@ -122,7 +139,7 @@ def report_rows(report: Report, container: str) -> list[tuple[str, str]]:
 def report_text(report: Report, container: str, name: str) -> str:
     rows = report_rows(report, container)
     width = max(len(k) for k, _ in rows)
-    return "\n".join([f"{name}:"] + [f"  {k:<{width}}  {v}" for k, v in rows])
+    return "\n".join(printable(line) for line in [f"{name}:"] + [f"  {k:<{width}}  {v}" for k, v in rows])
 
 
 def report_json(report: Report, container: str, name: str) -> str:
@@ -143,7 +160,7 @@ def _root_rows(cert, name: str) -> list[tuple[str, str]]:
         (f"{name}.certifying_id", cert.certifying_id.hex()),
         (f"{name}.key_usage", f"{cert.key_usage:#06x} ({usage_name(cert.key_usage)})"),
         (f"{name}.curve_id", str(cert.curve_id)),
-        (f"{name}.uid", repr(cert.uid_text)),
+        (f"{name}.uid", f"'{cert.uid_text}'"),
         (f"{name}.qx", f"{cert.key.x:064x}"),
         (f"{name}.qy", f"{cert.key.y:064x}"),
     ]
@@ -189,4 +206,4 @@ def certificate_report(data: bytes, name: str, roots, as_json: bool) -> str:
     if as_json:
         return json.dumps({"schema": "csvverify/certificate/v1", "fields": dict(rows)}, indent=2)
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return "\n".join(printable(f"{k:<{width}}  {v}") for k, v in rows)

@@ -6,9 +6,10 @@ carries no version tag, so the layout is told apart structurally (see ``detect_l
 version was decided is recorded in ``Report.layout_source``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from csvverify.certs import CSV_CERT_SIZE, USAGE_PEK, CsvCert, Signature, parse_csv_cert, read_signature, u32
+from csvverify.certs import (CSV_CERT_SIZE, USAGE_PEK, CsvCert, Signature, ascii_text, parse_csv_cert,
+                           read_signature, u32)
 from csvverify.errors import InputError
 
 PAGE_SIZE = 4096
@@ -68,6 +69,7 @@ class Report:
     sealing_key: bytes
     mac: bytes
     trailing: bytes = b""  # page padding after the layout
+    layout_from_size: bool = False  # V1 or V2/V3 was decided by the input's size alone, not by a probe
     build: int | None = None
     rtmr_version: int | None = None
     rtmrs: tuple[bytes, ...] = ()
@@ -79,7 +81,18 @@ class Report:
 
     @property
     def chip_id(self) -> str:
-        return self.sn.split(b"\0")[0].decode("ascii", "backslashreplace")
+        """The serial number up to its first NUL; unsigned, so any byte outside 0x20-0x7e is shown as \\xNN."""
+        return ascii_text(self.sn.split(b"\0")[0])
+
+    @property
+    def pek_words(self) -> tuple[int, int, int]:
+        """pubkey_usage, pubkey_algo and curve_id of the (de-obfuscated) PEK at this layout's offset."""
+        return u32(self.pek_raw, 8), u32(self.pek_raw, 12), u32(self.pek_raw, 16)
+
+    @property
+    def pek_at_layout(self) -> bool:
+        """Whether a PEK sits where the layout puts it: the structural probe ``detect_layout`` uses for pages."""
+        return _pek_words_ok(self.pek_words)
 
     @property
     def signed_bytes(self) -> bytes:
@@ -219,9 +232,10 @@ def parse_report(data: bytes, *, version: int | None = None, source: str = "repo
             raise InputError(f"{source}: {len(data)} bytes, but a V{version} report is {need} bytes "
                              f"(or a {PAGE_SIZE}-byte page)")
         how = version_source or "given"
-    if family == 1:
-        return _parse_v1(data, source, how)
-    return _parse_ext(data, source, version, how)
+    report = _parse_v1(data, source, how) if family == 1 else _parse_ext(data, source, version, how)
+    if version is None and len(data) != PAGE_SIZE:
+        report = replace(report, layout_from_size=True)
+    return report
 
 
 def _parse_v1(data: bytes, source: str, how: str) -> Report:

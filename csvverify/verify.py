@@ -6,10 +6,11 @@ does not.
 """
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from csvverify import sm2
 from csvverify.certs import (ALGO_SM2_SA, CURVE_SM2, USAGE_CEK, USAGE_HSK, USAGE_INVALID, USAGE_OCA, USAGE_PEK,
-                             CsvCert, RootCert, Signature, parse_csv_cert, parse_root_cert, usage_name)
+                             CsvCert, RootCert, Signature, ascii_text, parse_csv_cert, parse_root_cert, usage_name)
 from csvverify.errors import InputError
 from csvverify.hashing import hmac_sm3
 from csvverify.policy import Facts, Policy, evaluate, policy_fields_implausible
@@ -60,12 +61,25 @@ class Claims:
     pek_from_envelope: bool = False  # the report's PEK slot was filled from the envelope (legacy JSON)
 
 
-def _hex(b: bytes, limit: int = 16) -> str:
-    h = b.hex()
-    return h if len(b) <= limit else f"{h[:2 * limit]}…"
+def _first_difference(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def _signature_problem(key: sm2.PublicKey, uid: bytes, message: bytes, sig: Signature) -> str | None:
+def _mismatch(label: str, actual: bytes, accepted: tuple[bytes, ...], shown: int = 3) -> str:
+    """Full values (at most 64 bytes each) and where each expected value first differs."""
+    if len(accepted) == 1:
+        return (f"{label} {actual.hex()} is not the expected {accepted[0].hex()} "
+                f"(first difference at byte {_first_difference(actual, accepted[0])})")
+    listed = ", ".join(f"#{i} {want.hex()} (differs from byte {_first_difference(actual, want)})"
+                       for i, want in enumerate(accepted[:shown], 1))
+    more = f", and {len(accepted) - shown} more" if len(accepted) > shown else ""
+    return f"{label} {actual.hex()} matches none of the {len(accepted)} expected values: {listed}{more}"
+
+
+def _signature_problem(key: sm2.PublicKey, uid: bytes, curve_id: int, message: bytes, sig: Signature) -> str | None:
+    """Why the signature does not verify; ``curve_id`` is what the signer's certificate names."""
+    if curve_id != CURVE_SM2:
+        return f"the signer's certificate names curve_id {curve_id}, not {CURVE_SM2} (SM2): unknown curve"
     if sig.padding_faults:
         return "; ".join(sig.padding_faults) + " (padding lies outside every signature)"
     try:
@@ -76,12 +90,12 @@ def _signature_problem(key: sm2.PublicKey, uid: bytes, message: bytes, sig: Sign
 
 
 def _verified(signer: str, uid: bytes) -> str:
-    return f"verifies with {signer}'s key (SM2, user id {uid.decode('ascii', 'replace')!r})"
+    return f"verifies with {signer}'s key (SM2, user id '{ascii_text(uid)}')"
 
 
-def _signature_check(b: VerdictBuilder, check_id: str, signer: str, key: sm2.PublicKey, uid: bytes,
+def _signature_check(b: VerdictBuilder, check_id: str, signer: str, key: sm2.PublicKey, uid: bytes, curve_id: int,
                      message: bytes, sig: Signature, what: str) -> bool:
-    problem = _signature_problem(key, uid, message, sig)
+    problem = _signature_problem(key, uid, curve_id, message, sig)
     if problem:
         b.add(check_id, FAIL, f"{what} by {signer}: {problem}")
         return False
@@ -112,7 +126,7 @@ def _csv_usage_problems(cert: CsvCert, usage: int) -> list[str]:
 
 
 def _slot_signature(b: VerdictBuilder, check_id: str, cert: CsvCert, signer_usage: int, signer: str,
-                    key: sm2.PublicKey, uid: bytes, what: str) -> bool:
+                    signer_cert: CsvCert | RootCert, what: str) -> bool:
     """A CSV certificate is signed in any slot carrying the signer's usage and SM2-SA (the safe superset)."""
     slots = cert.slots_for(signer_usage)
     if not slots:
@@ -121,8 +135,9 @@ def _slot_signature(b: VerdictBuilder, check_id: str, cert: CsvCert, signer_usag
                               f"and algo {ALGO_SM2_SA} ({found})")
         return False
     problems = []
+    key, uid = signer_cert.key, signer_cert.uid
     for slot in slots:
-        problem = _signature_problem(key, uid, cert.signed_bytes, slot.signature)
+        problem = _signature_problem(key, uid, signer_cert.curve_id, cert.signed_bytes, slot.signature)
         if problem is None:
             b.add(check_id, PASS, f"{what} (slot {slot.index}) {_verified(signer, uid)}")
             return True
@@ -134,54 +149,69 @@ def _slot_signature(b: VerdictBuilder, check_id: str, cert: CsvCert, signer_usag
 def _chain(b: VerdictBuilder, chip_id: str, collateral: Collateral | None,
            roots: TrustRoots) -> tuple[RootCert | None, CsvCert | None]:
     """Root → HSK → CEK checks. Returns the HSK and CEK that could be parsed (the CEK's key signs the PEK)."""
-    chip = chip_id or "(empty chip id)"
-    missing = [name for name, blob in (("HSK", collateral and collateral.hsk), ("CEK", collateral and collateral.cek))
-               if blob is None]
+    hsk_raw = collateral.hsk if collateral else None
+    cek_raw = collateral.cek if collateral else None
+    missing = [name for name, blob in (("HSK", hsk_raw), ("CEK", cek_raw)) if blob is None]
     if missing:
-        looked = "; looked in " + ", ".join(collateral.looked_in) if collateral and collateral.looked_in else ""
-        what = " and ".join(missing) + (" certificates" if len(missing) > 1 else " certificate")
-        b.add("collateral", FAIL, f"no {what} for chip {chip}{looked}")
-        b.verdict.hint = (f"download {KDS_HSK_CEK_URL.format(chip_id=chip)} on a connected machine and pass it "
-                          f"with --hsk-cek FILE, or place it at DIR/{chip}/hsk_cek.cert and use --certs DIR")
-        for cid in _HSK_CHECKS + _CEK_CHECKS:
-            if not b.has(cid):
-                b.add(cid, SKIPPED, f"not run: no {what}")
-        cek = None if "CEK" in missing else _parse(b, parse_csv_cert, collateral.cek, collateral.cek_source, "CEK",
-                                                   _CEK_CHECKS)
-        return None, cek
-    b.add("collateral", PASS, f"HSK from {collateral.hsk_source}; CEK from {collateral.cek_source}")
-    hsk = _parse(b, parse_root_cert, collateral.hsk, collateral.hsk_source, "HSK", _HSK_CHECKS)
-    cek = _parse(b, parse_csv_cert, collateral.cek, collateral.cek_source, "CEK", _CEK_CHECKS)
-    root = None
+        _missing_collateral(b, chip_id, collateral, missing)
+    else:
+        b.add("collateral", PASS, f"HSK from {collateral.hsk_source}; CEK from {collateral.cek_source}")
+    hsk = cek = None
+    if hsk_raw is not None:
+        hsk = _parse(b, parse_root_cert, hsk_raw, collateral.hsk_source, "HSK", _HSK_CHECKS)
+    if cek_raw is not None:
+        cek = _parse(b, parse_csv_cert, cek_raw, collateral.cek_source, "CEK", _CEK_CHECKS)
     if hsk is not None:
-        root = _root_check(b, hsk, roots)
-        problems = _key_problems(hsk)
-        if hsk.key_usage != USAGE_HSK:
-            problems.insert(0, f"key_usage {hsk.key_usage:#06x} ({usage_name(hsk.key_usage)}) is not {USAGE_HSK:#06x} (HSK)")
-        b.add("hsk.usage", FAIL if problems else PASS,
-              "; ".join(problems) if problems else f"usage HSK, SM2 key, user id {hsk.uid_text!r}")
-        signer = root or PINNED_HRK
-        _signature_check(b, "hsk.signature", "the pinned Hygon root" if signer.pinned else f"root {signer.key_id.hex()}",
-                         signer.key, signer.uid, hsk.signed_bytes, hsk.signature, "HSK signature")
-    if cek is None:
-        return hsk, None
+        _hsk_checks(b, hsk, roots)
+    if cek is not None:
+        _cek_checks(b, cek, hsk, "missing" if hsk_raw is None else "could not be parsed")
+    return hsk, cek
+
+
+def _missing_collateral(b: VerdictBuilder, chip_id: str, collateral: Collateral | None, missing: list[str]) -> None:
+    chip = chip_id or "(empty chip id)"
+    looked = "; looked in " + ", ".join(collateral.looked_in) if collateral and collateral.looked_in else ""
+    what = " and ".join(missing) + (" certificates" if len(missing) > 1 else " certificate")
+    b.add("collateral", FAIL, f"no {what} for chip {chip}{looked}")
+    url = KDS_HSK_CEK_URL.format(chip_id=quote(chip_id, safe=""))
+    b.verdict.hint = (f"download {url} on a connected machine and pass it with --hsk-cek FILE, or place it at "
+                      f"DIR/{chip}/hsk_cek.cert and use --certs DIR")
+    skipped = (_HSK_CHECKS if "HSK" in missing else ()) + (_CEK_CHECKS if "CEK" in missing else ())
+    for cid in skipped:
+        b.add(cid, SKIPPED, f"not run: no {what}")
+
+
+def _hsk_checks(b: VerdictBuilder, hsk: RootCert, roots: TrustRoots) -> None:
+    root = _root_check(b, hsk, roots)
+    problems = _key_problems(hsk)
+    if hsk.key_usage != USAGE_HSK:
+        problems.insert(0, f"key_usage {hsk.key_usage:#06x} ({usage_name(hsk.key_usage)}) is not {USAGE_HSK:#06x} (HSK)")
+    b.add("hsk.usage", FAIL if problems else PASS,
+          "; ".join(problems) if problems else f"usage HSK, SM2 key, user id '{hsk.uid_text}'")
+    signer = root or PINNED_HRK  # trusted roots are SM2 roots (trust.py checks an extra root's curve)
+    _signature_check(b, "hsk.signature", "the pinned Hygon root" if signer.pinned else f"root {signer.key_id.hex()}",
+                     signer.key, signer.uid, CURVE_SM2, hsk.signed_bytes, hsk.signature, "HSK signature")
+
+
+def _cek_checks(b: VerdictBuilder, cek: CsvCert, hsk: RootCert | None, hsk_absent: str) -> None:
     problems = _csv_usage_problems(cek, USAGE_CEK)
-    odd = [s for s in cek.slots if s.usage not in (USAGE_HSK, USAGE_INVALID)]
+    odd = [f"CEK slot {s.index} carries usage {s.usage:#06x}, expected INVALID (empty)"
+           for s in cek.slots if s.usage not in (USAGE_HSK, USAGE_INVALID)]
+    if sum(s.usage == USAGE_HSK for s in cek.slots) > 1:
+        odd.append("both CEK slots carry usage HSK (0x0013); the slot that does not sign should be INVALID (empty)")
     if odd:
-        b.finding("cek-unexpected-slot", "warning",
-                  "; ".join(f"CEK slot {s.index} carries usage {s.usage:#06x}, expected INVALID (empty)" for s in odd))
+        b.finding("cek-unexpected-slot", "warning", "; ".join(odd))
     b.add("cek.usage", FAIL if problems else PASS,
-          "; ".join(problems) if problems else f"usage CEK, SM2-SA, SM2 key, user id {cek.uid_text!r}")
+          "; ".join(problems) if problems else f"usage CEK, SM2-SA, SM2 key, user id '{cek.uid_text}'")
     if hsk is None:
-        b.add("cek.issuer", SKIPPED, "not run: the HSK certificate could not be parsed")
-        b.add("cek.signature", SKIPPED, "not run: the HSK certificate could not be parsed")
-        return hsk, cek
+        b.add("cek.issuer", SKIPPED, f"not run: the HSK certificate {hsk_absent}")
+        b.add("cek.signature", SKIPPED, f"not run: the HSK certificate {hsk_absent}")
+        return
     if cek.certifying_id == hsk.key_id:
         b.add("cek.issuer", PASS, f"CEK certifying id equals the HSK key id {hsk.key_id.hex()}")
     else:
         b.add("cek.issuer", FAIL, f"CEK certifying id {cek.certifying_id.hex()} is not the HSK key id {hsk.key_id.hex()}")
-    _slot_signature(b, "cek.signature", cek, USAGE_HSK, "the HSK", hsk.key, hsk.uid, "CEK signature")
-    return hsk, cek
+    _slot_signature(b, "cek.signature", cek, USAGE_HSK, "the HSK", hsk, "CEK signature")
 
 
 def _parse(b: VerdictBuilder, parser, raw: bytes, source: str, name: str, check_ids: tuple[str, ...]):
@@ -220,7 +250,7 @@ def _pek(b: VerdictBuilder, report: Report, cek: CsvCert | None, chain: bool) ->
     problems = _csv_usage_problems(pek, USAGE_PEK)
     b.add("pek.usage", FAIL if problems else PASS,
           "; ".join(problems) if problems else
-          f"usage PEK, SM2-SA, SM2 key, user id {pek.uid_text!r}, firmware API {pek.api_major}.{pek.api_minor}")
+          f"usage PEK, SM2-SA, SM2 key, user id '{pek.uid_text}', firmware API {pek.api_major}.{pek.api_minor}")
     if not chain:
         b.add("pek.signature", SKIPPED, "not run: --chain not requested, so the PEK is not proven to come from "
                                         "Hygon hardware")
@@ -228,7 +258,7 @@ def _pek(b: VerdictBuilder, report: Report, cek: CsvCert | None, chain: bool) ->
         if not b.has("pek.signature"):
             b.add("pek.signature", SKIPPED, "not run: no usable CEK certificate")
     else:
-        _slot_signature(b, "pek.signature", pek, USAGE_CEK, "the CEK", cek.key, cek.uid, "PEK signature")
+        _slot_signature(b, "pek.signature", pek, USAGE_CEK, "the CEK", cek, "PEK signature")
     oca = [s for s in pek.slots if s.usage == USAGE_OCA]
     if oca:
         b.add("pek.oca", SKIPPED, "the PEK carries an owner (OCA) signature in slot "
@@ -252,8 +282,8 @@ def _report_checks(b: VerdictBuilder, report: Report, pek: CsvCert | None) -> No
         b.add("report.signature", FAIL, "no usable PEK in the report to check its signature with")
         return
     span = f"[0,{report.layout.signed_end})"
-    _signature_check(b, "report.signature", "the PEK", pek.key, pek.uid, report.signed_bytes, report.signature,
-                     f"report signature over {span}")
+    _signature_check(b, "report.signature", "the PEK", pek.key, pek.uid, pek.curve_id, report.signed_bytes,
+                     report.signature, f"report signature over {span}")
 
 
 def _mac_check(b: VerdictBuilder, report: Report) -> None:
@@ -282,8 +312,19 @@ def _expect(b: VerdictBuilder, check_id: str, label: str, option: str, actual: b
             which = f" #{i} of {len(accepted)}" if len(accepted) > 1 else ""
             b.add(check_id, PASS, f"{label} equals the expected value{which}")
             return
-    b.add(check_id, FAIL, f"{label} {_hex(actual)} matches none of the {len(accepted)} expected value(s) "
-                          f"(first: {_hex(accepted[0])})")
+    b.add(check_id, FAIL, _mismatch(label, actual, accepted))
+
+
+def _not_a_report(b: VerdictBuilder, report: Report) -> None:
+    """The layout was taken from the size (or given) but no PEK sits where it should: likely not a report."""
+    usage, algo, curve = report.pek_words
+    obfuscated = " (de-obfuscated with anonce, or in clear)" if report.version == 1 else ""
+    b.finding("not-a-report", "warning",
+              f"does not look like a CSV report: the PEK certificate at offset {report.layout.signer_offset}"
+              f"{obfuscated} reads usage {usage:#06x}, algo {algo}, curve {curve} where a PEK has "
+              f"{USAGE_PEK:#06x}, {ALGO_SM2_SA}, {CURVE_SM2}; " +
+              (f"it was read as {'V1' if report.version == 1 else 'V2/V3'} by its size ({len(report.raw)} bytes) "
+               "alone" if report.layout_from_size else f"its layout was given ({report.layout_source})"))
 
 
 def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: TrustRoots = TrustRoots(),
@@ -295,6 +336,8 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     b.add("format", PASS, f"V{report.version} report, {len(report.raw)} bytes{size_note} ({report.layout_source})")
     if any(report.trailing):
         b.finding("nonzero-padding", "warning", f"the page padding after byte {len(report.raw)} is not zero")
+    if not report.pek_at_layout:
+        _not_a_report(b, report)
     if report.signer_block_clear:
         b.finding("signer-block-cleared", "info", "the PEK and chip id were already de-obfuscated by the collector "
                                                   "(the CoCo evidence shape); they were re-obfuscated for the MAC")

@@ -1,6 +1,7 @@
 """The verify and show commands through click, as a user runs them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,88 @@ def test_zero_signature_and_off_curve_files(run_cli, tmp_path):
     assert res.exit_code == 3 and "r is outside [1, n-1]" in res.output
     res = run_cli(tmp_path / "off-curve.cert", "-q")
     assert res.exit_code == 3 and "not a point on the SM2 curve" in res.output and "Traceback" not in res.output
+
+
+def _no_control_characters(text: str) -> bool:
+    return all(c == "\n" or 0x20 <= ord(c) < 0x7F or ord(c) > 0x9F for c in text)
+
+
+def test_terminal_control_sequences_in_unsigned_fields_are_escaped(run_cli, tmp_path, forge):
+    """The chip id is unsigned and a blanked sealing key skips the MAC, so this report verifies: its text
+    must not be able to move the cursor or overwrite the OK/FAIL line of another input."""
+    chip = "NZA9T14052605\x1b[1A\r\x1b[2KOK: other.cert"
+    path = tmp_path / "inject.cert"
+    path.write_bytes(forge.report(1, chip_id=chip, user_data=b"hi\x1b]0;title\x07\r", sealing_key=bytes(32)))
+    for args in ([path], [path, "-q"], ["show", path], [path, "--chain", "--certs", tmp_path]):
+        res = run_cli(*args)
+        assert _no_control_characters(res.output), (args, res.output)
+    res = run_cli(path)
+    assert res.exit_code == 0 and "chip NZA9T14052605\\x1b[1A\\x0d\\x1b[2KOK: other.cert]" in res.output
+    res = run_cli("show", path)
+    assert "hi\\x1b]0;title\\x07\\x0d" in res.output
+    res = run_cli(path, "--json")
+    assert json.loads(res.stdout)["verdicts"][0]["report"]["chip_id"] == "NZA9T14052605\\x1b[1A\\x0d\\x1b[2KOK: other.cert"
+
+
+def test_certificate_text_is_escaped(run_cli, tmp_path, forge):
+    cek = bytearray(forge.cek_cert())
+    cek[166:170] = b"\x1b[2K"
+    (tmp_path / "cek.cert").write_bytes(cek)
+    res = run_cli("certs", "show", tmp_path / "cek.cert")
+    assert "'\\x1b[2K" in res.output and _no_control_characters(res.output)
+
+
+def test_file_names_with_control_characters_are_escaped(run_cli, tmp_path):
+    path = tmp_path / "a\x1b[2Kb.cert"
+    path.write_bytes((SAMPLES / "v1-good.cert").read_bytes())
+    res = run_cli(path, "-q")
+    assert res.exit_code == 0 and "a\\x1b[2Kb.cert" in res.output and _no_control_characters(res.output)
+
+
+@pytest.mark.parametrize("make, message", [
+    pytest.param(lambda d: Path("/dev/zero"), "is a device or socket, not a regular file", id="dev-zero"),
+    pytest.param(lambda d: (os.mkfifo(d / "fifo"), d / "fifo")[1], "is a FIFO, not a regular file", id="fifo"),
+    pytest.param(lambda d: d, "is a directory, not a regular file", id="directory"),
+    pytest.param(lambda d: (d / "big").write_bytes(b"x" * 65) and d / "big", "is larger than 64 bytes", id="65-bytes"),
+    pytest.param(lambda d: (d / "empty").write_bytes(b"") or d / "empty", "is empty", id="empty"),
+    pytest.param(lambda d: d / "absent", "cannot read", id="absent"),
+])
+def test_expect_user_data_file_is_small_and_regular(tmp_path, make, message):
+    """In a child with 1 GiB of address space and a timeout: reading /dev/zero whole, or blocking on a FIFO,
+    must fail this test, not the machine."""
+    import resource
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    cmd = [sys.executable, "-m", "csvverify", "verify", str(SAMPLES / "v1-good.cert"),
+           "--expect-user-data", f"@{make(tmp_path)}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, preexec_fn=limit_memory)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_expect_user_data_file_of_64_bytes(run_cli, tmp_path):
+    (tmp_path / "u").write_bytes(b"sample user data".ljust(64, b"\0"))
+    res = run_cli(SAMPLES / "v1-good.cert", "--expect-user-data", f"@{tmp_path / 'u'}", "--no-chain", "--json")
+    checks = {c["id"]: c["status"] for c in json.loads(res.stdout)["verdicts"][0]["checks"]}
+    assert checks["expect.user_data"] == "pass"
+
+
+def test_measure_mismatch_late_in_the_value_is_visible(run_cli):
+    measure = (SAMPLES / "v1-good.cert").read_bytes()
+    from csvverify.report import parse_report
+
+    actual = parse_report(measure).measure
+    wrong = actual[:31] + bytes([actual[31] ^ 1])
+    res = run_cli(SAMPLES / "v1-good.cert", "--expect-measure", wrong.hex(), "-q")
+    assert res.exit_code == 5
+    assert actual.hex() in res.output and wrong.hex() in res.output and "first difference at byte 31" in res.output
+
+
+def test_garbage_of_report_size_is_named_in_quiet_output(run_cli, tmp_path):
+    path = tmp_path / "zeros.cert"
+    path.write_bytes(bytes(3380))
+    res = run_cli(path, "-q")
+    assert res.exit_code == 3 and res.output.splitlines()[0].endswith("(does not look like a CSV report)")
+    res = run_cli(path)
+    assert "warning not-a-report: does not look like a CSV report" in res.output

@@ -159,3 +159,45 @@ def test_binary_report_starting_with_a_brace_is_not_json(forge):
     assert ev.container == "raw V1 report" and parse_evidence(ev, "brace.cert").user_pubkey_digest == digest
     page = decode_container(raw.ljust(4096, b"\0"), "brace.bin")
     assert page.container == "4096-byte page"
+
+
+@pytest.mark.parametrize("kind, len_off", [("root", 212), ("csv", 164)])
+def test_uid_len_254_is_the_largest_accepted(forge, kind, len_off):
+    raw = bytearray(forge.hsk_cert if kind == "root" else forge.cek_cert())
+    parse = parse_root_cert if kind == "root" else parse_csv_cert
+    raw[len_off:len_off + 2] = (254).to_bytes(2, "little")
+    raw[len_off + 2:len_off + 2 + 254] = b"U" * 254
+    cert = parse(bytes(raw), "c")
+    assert cert.uid == b"U" * 254 and cert.uid_len == 254
+    assert not any("uid tail" in fault for fault in cert.reserved_nonzero)  # the field is full: no tail
+    raw[len_off:len_off + 2] = (255).to_bytes(2, "little")
+    with pytest.raises(InputError, match=f"uid_len 255 at offset {len_off} exceeds the 254-byte user-id field"):
+        parse(bytes(raw), "c")
+
+
+def test_report_text_fields_escape_every_unprintable_byte(forge):
+    r = parse_report(forge.report(2, chip_id="A\x1b[2K\r\n\t\x7f\\B"))
+    assert r.chip_id == "A\\x1b[2K\\x0d\\x0a\\x09\\x7f\\B"
+    raw = bytearray(forge.cek_cert())
+    raw[166:169] = b"\x1b\x9b\x00"
+    assert parse_csv_cert(bytes(raw)).uid_text.startswith("\\x1b\\x9b\\x00")
+
+
+def test_empty_signature_slot_contents_are_reserved(forge):
+    cek = parse_csv_cert(forge.cek_cert())
+    assert cek.slots[1].usage == 0x1000 and not cek.reserved_nonzero
+    for pos in (1568, 1572, 1644 + 71):  # slot 2's algo word, r and s
+        raw = bytearray(forge.cek_cert())
+        raw[pos] ^= 0x01
+        assert parse_csv_cert(bytes(raw)).reserved_nonzero == (
+            "slot 2 (marked empty, usage 0x1000) algo and signature [1568,1716) is not zero",)
+    assert not parse_csv_cert(forge.pek_cert()).reserved_nonzero  # an OCA slot is not empty
+
+
+def test_pek_probe_at_the_layout(forge):
+    for version in (1, 2):
+        assert parse_report(forge.report(version)).pek_at_layout
+    r = parse_report(bytes(2548))
+    assert not r.pek_at_layout and r.pek_words == (0, 0, 0) and r.layout_from_size
+    assert not parse_report(forge.report(1, page=True)).layout_from_size
+    assert not parse_report(forge.report(1), version=1).layout_from_size

@@ -7,6 +7,7 @@ import pytest
 from csvverify import sm2
 from csvverify.certs import parse_csv_cert, parse_root_cert
 from csvverify.forge import Forge, _gmssl_sign
+from csvverify.hashing import sm3
 from csvverify.report import parse_report
 from csvverify.sm2 import PublicKey
 
@@ -159,3 +160,72 @@ def test_pure_python_backend_verifies_the_same(real_dir):
     env = {**__import__("os").environ, "CSVVERIFY_NO_GMPY2": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["python", "True", "False"]
+
+
+@pytest.mark.parametrize("d", [1, 5])
+def test_rejects_s_g_plus_t_q_at_infinity(d):
+    """With Q = d*G, s*G + (r+s)*Q = (s + (r+s)*d)*G is infinity when r = -s*(1+d)/d mod n."""
+    n = int(sm2.N)
+    key = sm2.public_key(d)
+    for s in (1, 12345, n - 2):
+        r = -s * (1 + d) * pow(d, -1, n) % n
+        assert 1 <= r < n and (r + s) % n
+        with pytest.raises(sm2.SignatureError, match="point at infinity"):
+            sm2.check(key, b"ID", b"message", r, s)
+        assert not sm2.verify(key, b"ID", b"message", r, s)
+
+
+# Curve parameters as printed in report-format §7.1, and SM3 from gmssl: nothing from csvverify.sm2/hashing.
+_SPEC_CURVE = ("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC"
+               "28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93"
+               "32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7"
+               "BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0")
+
+
+def _independent_za(uid: bytes, x_le72: bytes, y_le72: bytes) -> str:
+    from gmssl import sm3
+
+    x, y = (int.from_bytes(v, "little").to_bytes(32, "big") for v in (x_le72, y_le72))
+    data = (len(uid) * 8).to_bytes(2, "big") + uid + bytes.fromhex(_SPEC_CURVE) + x + y
+    return sm3.sm3_hash(list(data))
+
+
+def test_za_of_each_real_key_matches_the_spec_independently(real_dir):
+    """report-format §7.3 intermediate values, each computed from the certificate bytes without sm2.py."""
+    spec = {"HRK": "0c71d1aea468d459bb16059398bdfb6c10a2d194477d921ddb471009cd17fa0c",
+            "HSK": "8badeef652321cc6f76982ee97fbfa885f5aead439c6578d50af2a78d7caab0f",
+            "CEK": "00a33bb3680bc43ff2a7b93e145d2168e59226ee3c41c7cc4b627e415b238169",
+            "PEK": "33a115cdbeb49c6b00d51ec0548401b345a7ebb464891d8dca6713f6e63c7ab3"}
+    root_style = {name: (real_dir / f"{name.lower()}.cert").read_bytes() for name in ("HRK", "HSK")}
+    pek = parse_report((real_dir / "report.cert").read_bytes()).pek_raw
+    csv_style = {"CEK": (real_dir / "cek.cert").read_bytes(), "PEK": pek}
+    for name, raw in root_style.items():
+        uid = raw[214:214 + int.from_bytes(raw[212:214], "little")]
+        assert uid == f"HYGON-SSD-{name}".encode()
+        assert _independent_za(uid, raw[68:140], raw[140:212]) == spec[name], name
+        cert = parse_root_cert(raw)
+        assert sm2.za(cert.uid, cert.key).hex() == spec[name], name
+    for name, raw in csv_style.items():
+        uid = raw[166:166 + int.from_bytes(raw[164:166], "little")]
+        assert uid == f"HYGON-SSD-{name}".encode()
+        assert _independent_za(uid, raw[20:92], raw[92:164]) == spec[name], name
+        cert = parse_csv_cert(raw)
+        assert sm2.za(cert.uid, cert.key).hex() == spec[name], name
+
+
+def test_za_with_non_default_user_ids_agrees_with_an_independent_computation():
+    rng = random.Random(11)
+    for length in (0, 1, 13, 16, 64, 254):
+        d = rng.randrange(1, int(sm2.N) - 1)
+        key = sm2.public_key(d)
+        uid = bytes(rng.randrange(256) for _ in range(length))
+        expected = _independent_za(uid, key.x.to_bytes(72, "little"), key.y.to_bytes(72, "little"))
+        assert sm2.za(uid, key).hex() == expected, length
+    # and gmssl's own ZA, which is fixed to the default user id
+    from gmssl.sm2 import CryptSM2
+
+    key = sm2.public_key(12345)
+    c = CryptSM2(private_key="", public_key="")
+    c.public_key = f"{key.x:064x}{key.y:064x}"
+    message = b"some message"
+    assert c._sm3_z(message) == sm3(sm2.za(b"1234567812345678", key) + message).hex()

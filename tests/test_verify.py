@@ -40,6 +40,7 @@ def test_real_vector_passes_every_check(real_dir):
     assert v.report["user_data"].startswith(b"user data".hex()) and v.report["chip_id"] == "NZA9T14052605"
     finding_ids = {f.id for f in v.findings}
     assert "sealing-key-present" in finding_ids and "chip-id-unbound" in finding_ids
+    assert "not-a-report" not in finding_ids and "nonzero-reserved" not in finding_ids
     assert v.report["sealing_key"] == "present"
     assert (real_dir / "report.cert").read_bytes()[2484:2516].hex() not in str(v.to_dict())  # never shown
 
@@ -241,3 +242,161 @@ def test_signer_block_already_cleared(forge, forge_roots):
     v = _verify(bytes(raw), coll, roots=forge_roots)
     assert v.outcome == "pass", [c.reason for c in v.failed]
     assert any(f.id == "signer-block-cleared" for f in v.findings) and v.report["chip_id"] == "FORGE0CHIP0001"
+
+
+def _forge_coll(forge, hsk=None, cek=None):
+    return Collateral(forge.hsk_cert if hsk is None else hsk, forge.cek_cert() if cek is None else cek, "forge", "forge")
+
+
+@pytest.mark.parametrize("hsk, cek", [(None, b"short"), (b"short", None), (b"short", b"short")])
+def test_partial_or_broken_collateral_records_each_check_once(forge, forge_roots, hsk, cek):
+    v = _verify(forge.report(1), Collateral(hsk=hsk, cek=cek, hsk_source="h", cek_source="c"), roots=forge_roots)
+    assert [c.id for c in v.checks] == list(CHECKS)
+    st = statuses(v)
+    for name, blob, ids in (("HSK", hsk, ("root.pinned", "hsk.usage", "hsk.signature")),
+                            ("CEK", cek, ("cek.usage", "cek.issuer", "cek.signature"))):
+        for cid in ids:
+            if blob is None:
+                assert st[cid] is Status.SKIPPED and f"no {name} certificate" in v.check(cid).reason
+            else:
+                assert st[cid] is Status.FAIL and f"{name} certificate unusable" in v.check(cid).reason
+    assert st["pek.signature"] is Status.SKIPPED and v.exit_class is ExitClass.SIGNATURE
+    if None in (hsk, cek):
+        assert st["collateral"] is Status.FAIL and v.hint
+
+
+def test_cek_without_hsk_still_checks_what_it_can(forge, forge_roots):
+    v = _verify(forge.report(1), Collateral(cek=forge.cek_cert(), cek_source="c"), roots=forge_roots)
+    st = statuses(v)
+    assert st["collateral"] is Status.FAIL and v.exit_class is ExitClass.COLLATERAL
+    assert st["cek.usage"] is Status.PASS and st["pek.signature"] is Status.PASS
+    assert st["cek.signature"] is Status.SKIPPED and "HSK certificate missing" in v.check("cek.signature").reason
+
+
+def _with_curve(cert: bytes, curve_id: int, offset: int) -> bytes:
+    return cert[:offset] + curve_id.to_bytes(4, "little") + cert[offset + 4:]
+
+
+def test_pek_with_unknown_curve_fails_the_report_signature(forge, forge_roots):
+    """A PEK naming curve 1, re-signed by the CEK: the CEK's signature holds, but nothing signed with it may."""
+    pek = forge.resign(_with_curve(forge.pek_cert(), 1, 16), forge.chip_key("cek"))
+    v = _verify(forge.report(1, pek=pek), _forge_coll(forge), roots=forge_roots)
+    st = statuses(v)
+    assert st["pek.signature"] is Status.PASS
+    assert st["pek.usage"] is Status.FAIL and "curve_id 1 is not 3" in v.check("pek.usage").reason
+    assert st["report.signature"] is Status.FAIL and "unknown curve" in v.check("report.signature").reason
+    assert v.exit_class is ExitClass.SIGNATURE
+
+
+def test_cek_and_hsk_with_unknown_curve_fail_the_signatures_they_make(forge, forge_roots):
+    cek = forge.resign(_with_curve(forge.cek_cert(), 1, 16), forge.hsk_key)
+    v = _verify(forge.report(1), _forge_coll(forge, cek=cek), roots=forge_roots)
+    assert statuses(v)["cek.signature"] is Status.PASS
+    assert "unknown curve" in v.check("pek.signature").reason and statuses(v)["pek.signature"] is Status.FAIL
+    hsk = forge.resign(_with_curve(forge.hsk_cert, 2, 64), forge.root_key)
+    v = _verify(forge.report(1), _forge_coll(forge, hsk=hsk), roots=forge_roots)
+    assert statuses(v)["hsk.signature"] is Status.PASS and statuses(v)["hsk.usage"] is Status.FAIL
+    assert "unknown curve" in v.check("cek.signature").reason and statuses(v)["cek.signature"] is Status.FAIL
+
+
+@pytest.mark.parametrize("which, offset, name", [
+    ("hsk", 68 + 40, "qx padding at [100,140)"), ("hsk", 140 + 71, "qy padding at [172,212)"),
+    ("cek", 20 + 32, "qx padding at [52,92)"), ("cek", 92 + 50, "qy padding at [124,164)"),
+    ("pek", 20 + 60, "qx padding at [52,92)"), ("pek", 92 + 32, "qy padding at [124,164)"),
+])
+def test_key_coordinate_padding_is_rejected(forge, forge_roots, which, offset, name):
+    """Non-zero padding in a 72-byte key field fails the key's usage check and every signature made with it,
+    even when the certificate was signed again over the changed bytes."""
+    certs = {"hsk": forge.hsk_cert, "cek": forge.cek_cert(), "pek": forge.pek_cert()}
+    bad = bytearray(certs[which])
+    bad[offset] ^= 0x01
+    signer = {"hsk": forge.root_key, "cek": forge.hsk_key, "pek": forge.chip_key("cek")}[which]
+    certs[which] = forge.resign(bytes(bad), signer)
+    v = _verify(forge.report(2, pek=certs["pek"]), _forge_coll(forge, certs["hsk"], certs["cek"]), roots=forge_roots,
+                version=2)
+    usage, signs = {"hsk": ("hsk.usage", "cek.signature"), "cek": ("cek.usage", "pek.signature"),
+                    "pek": ("pek.usage", "report.signature")}[which]
+    assert v.check(usage).status is Status.FAIL and name in v.check(usage).reason
+    assert v.check(signs).status is Status.FAIL and "not below the field prime" in v.check(signs).reason
+    signed_by = {"hsk": "hsk.signature", "cek": "cek.signature", "pek": "pek.signature"}[which]
+    assert v.check(signed_by).status is Status.PASS  # re-signed: only the padding is wrong
+    assert v.exit_class is ExitClass.SIGNATURE
+
+
+@pytest.mark.parametrize("data", [bytes(2548), bytes(3380), random.Random(3).randbytes(2548),
+                                  random.Random(4).randbytes(3380)])
+def test_garbage_of_a_report_size_is_named_as_such(data):
+    v = _verify(data, chain=False)
+    finding = next(f for f in v.findings if f.id == "not-a-report")
+    assert finding.severity == "warning" and finding.message.startswith("does not look like a CSV report: ")
+    assert "by its size" in finding.message and v.exit_class is ExitClass.SIGNATURE
+
+
+def test_genuine_reports_are_not_flagged_as_garbage(forge):
+    cleared = bytearray(forge.report(1, sealing_key=bytes(32)))
+    for i in range(336, 2484):  # the CoCo shape: PEK and chip id de-obfuscated by the collector
+        cleared[i] ^= cleared[188 + i % 4]
+    for raw in (forge.report(1), forge.report(2), forge.report(3), forge.report(1, page=True), bytes(cleared)):
+        assert not any(f.id == "not-a-report" for f in _verify(raw, chain=False).findings)
+
+
+def test_pek_usage_flip_fails_pek_usage_and_is_flagged(real_dir):
+    raw, coll = _real(real_dir)
+    bad = bytearray(raw)
+    bad[344] ^= 0x01  # the PEK's pubkey_usage word (obfuscated in place)
+    v = _verify(bytes(bad), coll)
+    assert v.check("pek.usage").status is Status.FAIL and v.exit_class is ExitClass.SIGNATURE
+    assert any(f.id == "not-a-report" for f in v.findings)
+
+
+def test_exit_class_ranking_matches_the_documented_order():
+    """README and docs: the worst class wins in the order 3, 5, 6, 1, 4, 0."""
+    from csvverify.verdict import worst
+
+    order = [ExitClass.SIGNATURE, ExitClass.EXPECTATION, ExitClass.POLICY, ExitClass.INPUT, ExitClass.COLLATERAL,
+             ExitClass.OK]
+    for i, better in enumerate(order):
+        for other in order[i + 1:]:
+            assert worst([other, better]) is better and worst([better, other]) is better, (better, other)
+    assert worst([ExitClass.COLLATERAL, ExitClass.INPUT]) is ExitClass.INPUT
+    assert worst([ExitClass.POLICY, ExitClass.EXPECTATION]) is ExitClass.EXPECTATION
+    assert worst([]) is ExitClass.OK
+
+
+def test_expectation_mismatch_shows_full_values_and_the_first_difference(forge):
+    raw = forge.report(1, measure=bytes(range(32)))
+    late = bytes(range(31)) + b"\xff"
+    v = _verify(raw, chain=False, expect=Expectations(measure=(late,)))
+    reason = v.check("expect.measure").reason
+    assert bytes(range(32)).hex() in reason and late.hex() in reason and "byte 31" in reason
+    v = _verify(raw, chain=False, expect=Expectations(measure=(late, b"\xaa" * 32), user_data=(b"x" * 64,)))
+    reason = v.check("expect.measure").reason
+    assert "#1 " + late.hex() + " (differs from byte 31)" in reason and "#2 " + "aa" * 32 + " (differs from byte 0)" in reason
+    assert ("x" * 64).encode().hex() in v.check("expect.user_data").reason
+
+
+def test_control_characters_in_the_unsigned_chip_id_are_escaped(forge):
+    """The chip id is outside every signature: a blanked sealing key leaves nothing to catch an edit of it."""
+    chip = "NZA9T14052605\x1b[1A\r\x1b[2KOK: other.cert\x7f\x9b"
+    v = _verify(forge.report(1, chip_id=chip, sealing_key=bytes(32)), chain=False)
+    assert v.outcome == "pass"
+    assert v.report["chip_id"] == "NZA9T14052605\\x1b[1A\\x0d\\x1b[2KOK: other.cert\\x7f\\xc2\\x9b"
+    assert all(0x20 <= ord(c) <= 0x7E for c in v.report["chip_id"])
+
+
+def test_unused_cek_slot_and_unsigned_tails_are_findings(forge, forge_roots):
+    """report-format §10.3 and §10.6: every byte of the HSK's [720,832) and the CEK's [1196,2084) lies outside
+    every signature; a change there must still show as a warning finding (the verdict itself passes)."""
+    raw = forge.report(1)
+    for which, span in (("hsk", range(720, 832)), ("cek", range(1196, 2084))):
+        for pos in span:
+            certs = {"hsk": bytearray(forge.hsk_cert), "cek": bytearray(forge.cek_cert())}
+            certs[which][pos] ^= 0x01
+            v = _verify(raw, _forge_coll(forge, bytes(certs["hsk"]), bytes(certs["cek"])), roots=forge_roots)
+            assert v.outcome == "pass", (which, pos, [c.reason for c in v.failed])
+            warned = [f for f in v.findings if f.id in ("nonzero-reserved", "cek-unexpected-slot")]
+            assert warned and warned[0].severity == "warning", (which, pos)
+    both_hsk = bytearray(forge.cek_cert())
+    both_hsk[1564:1568] = (0x13).to_bytes(4, "little")
+    v = _verify(raw, _forge_coll(forge, cek=bytes(both_hsk)), roots=forge_roots)
+    assert any(f.id == "cek-unexpected-slot" and "both CEK slots" in f.message for f in v.findings)

@@ -69,6 +69,7 @@ class Envelope:
     hsk_cek: bytes | None = None  # certificates carried by the evidence (never trusted for being there)
     pek: bytes | None = None  # the envelope's own copy of the PEK, for cross-checking
     pek_only_in_envelope: bool = False  # legacy shape: the report's PEK slot was filled from cert_chain.pek
+    chip_id_from_envelope: bool = False  # legacy shape: the report's chip id is a copy of serial_number
 
 
 class _Reader:
@@ -101,23 +102,41 @@ class _Reader:
     def uint(self, obj, path: str, size: int) -> int:
         value = self.get(obj, path)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
-            raise self.fail(path, f"expected an integer in [0, 2^{8 * size}), found {json.dumps(value)[:40]}")
+            raise self.fail(path, f"expected an integer in [0, 2^{8 * size}), found {_json_kind(value)}")
         return value
 
     def byte_array(self, obj, path: str, size: int | None) -> bytes:
         value = self.get(obj, path)
-        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255
-                                              for v in value):
-            raise self.fail(path, f"expected an array of integers 0..255, found {type(value).__name__}")
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected an array of integers 0..255, found {_json_kind(value)}")
+        bad = next((i for i, v in enumerate(value)
+                    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255), None)
+        if bad is not None:
+            raise self.fail(path, f"expected an array of integers 0..255, but element {bad} is "
+                                  f"{_json_kind(value[bad])}")
         if size is not None and len(value) != size:
             raise self.fail(path, f"expected {size} bytes, found {len(value)}")
         return bytes(value)
 
 
+def _json_kind(value) -> str:
+    """A short description of a JSON value for error messages (never the whole value: it may be huge or deep)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return f"the number {text if len(text) <= 24 else text[:20] + '…'}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value[:24])[:40]}{'…' if len(value) > 24 else ''}"
+    return f"an array of {len(value)} elements" if isinstance(value, list) else "an object"
+
+
 def serde_to_cert(obj, fields: list, size: int, reader: _Reader, prefix: str) -> bytes:
     """Rebuild a certificate's binary layout from its csv-rs serde object (reserved areas stay zero)."""
     if not isinstance(obj, dict):
-        raise reader.fail(prefix, f"expected an object, found {type(obj).__name__}")
+        raise reader.fail(prefix, f"expected an object, found {_json_kind(obj)}")
     reader = reader.sub(prefix)
     out = bytearray(size)
     for path, off, kind, n in fields:
@@ -166,12 +185,12 @@ def _chain(reader: _Reader, doc: dict) -> tuple[bytes | None, bytes | None]:
     if chain is None:
         return None, None
     if not isinstance(chain, dict):
-        raise reader.fail("cert_chain", "expected an object")
+        raise reader.fail("cert_chain", f"expected an object, found {_json_kind(chain)}")
     pek = (serde_to_cert(chain["pek"], CSV_FIELDS, CSV_CERT_SIZE, reader, "cert_chain.pek")
            if chain.get("pek") is not None else None)
     holder, base = (chain["hsk_cek"], "cert_chain.hsk_cek") if chain.get("hsk_cek") is not None else (chain, "cert_chain")
     if not isinstance(holder, dict):
-        raise reader.fail(base, "expected an object with hsk and cek")
+        raise reader.fail(base, f"expected an object with hsk and cek, found {_json_kind(holder)}")
     if holder.get("hsk") is None and holder.get("cek") is None:
         return None, pek
     for part in ("hsk", "cek"):
@@ -189,8 +208,14 @@ def decode_json(data: bytes, source: str) -> tuple[bytes, int | None, str | None
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{source}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply to be evidence (arrays or objects inside each other "
+                         "hundreds of levels deep)", hint="the evidence JSON is damaged or hostile") from None
+    except ValueError as exc:  # an integer with more digits than Python converts (sys.get_int_max_str_digits)
+        raise InputError(f"{source}: JSON with a number too long to be evidence ({exc})",
+                         hint="evidence fields are bytes (0..255) and 32-bit words") from None
     if not isinstance(doc, dict):
-        raise reader.fail("(top level)", "expected a JSON object")
+        raise reader.fail("(top level)", f"expected a JSON object with attestation_report, found {_json_kind(doc)}")
     report = reader.get(doc, "attestation_report")
     hsk_cek, envelope_pek = _chain(reader, doc)
     serial = _serial(reader, doc)
@@ -201,7 +226,7 @@ def decode_json(data: bytes, source: str) -> tuple[bytes, int | None, str | None
             raise reader.fail("attestation_report", "a string that is not base64") from None
         return raw, None, None, Envelope("JSON (base64 report)", serial, hsk_cek, envelope_pek)
     if not isinstance(report, dict):
-        raise reader.fail("attestation_report", f"expected an object or base64 text, found {type(report).__name__}")
+        raise reader.fail("attestation_report", f"expected an object or base64 text, found {_json_kind(report)}")
     inner = reader.sub("attestation_report")
     if "data" in report or "magic" in report:
         magic = inner.byte_array(report, "magic", 16)
@@ -216,7 +241,8 @@ def decode_json(data: bytes, source: str) -> tuple[bytes, int | None, str | None
         return page, version, f"evidence wrapper flags {flags}", Envelope("CoCo JSON (report wrapper)", serial, hsk_cek,
                                                                           envelope_pek)
     return _legacy_report(inner, report, envelope_pek, serial), 1, "legacy serde report (V1)", Envelope(
-        "legacy serde JSON", serial, hsk_cek, envelope_pek, pek_only_in_envelope=True)
+        "legacy serde JSON", serial, hsk_cek, envelope_pek, pek_only_in_envelope=True,
+        chip_id_from_envelope=serial is not None)
 
 
 def _legacy_report(reader: _Reader, report: dict, pek: bytes | None, serial: str | None) -> bytes:

@@ -11,9 +11,9 @@ from csvverify.errors import InputError
 from csvverify.hashing import sha256
 from csvverify.inputs import decode_container, parse_evidence, read_input
 from csvverify.trust import TrustRoots
-from csvverify.verdict import Verdict, error_verdict
+from csvverify.verdict import Finding, Status, Verdict, error_verdict
 from csvverify.policy import Policy
-from csvverify.store import CertStore
+from csvverify.store import CertStore, StoreError
 from csvverify.verify import Claims, Expectations, verify
 
 
@@ -29,14 +29,22 @@ class Settings:
 
 
 class Appraiser:
-    """Holds what is shared across inputs (explicit collateral is read once, the store opened once)."""
+    """Holds what is shared across inputs (explicit collateral is read once, the store opened once).
+
+    The trust store is opened only for --chain, the one thing that needs it; a store that cannot be read
+    then becomes a finding and a hint in each verdict, not an error that stops the command."""
 
     def __init__(self, settings: Settings):
-        store = CertStore() if settings.use_store else None
-        if store is not None:
-            settings = replace(settings, roots=store.trust_roots(settings.roots))
+        self.store: CertStore | None = None
+        self.store_problem: StoreError | None = None
+        if settings.chain and settings.use_store:
+            self.store = CertStore()
+            try:
+                settings = replace(settings, roots=self.store.trust_roots(settings.roots))
+            except StoreError as exc:
+                self.store_problem = exc
         self.settings = settings
-        self.collateral = CollateralFinder(settings.collateral, store) if settings.chain else None
+        self.collateral = CollateralFinder(settings.collateral, self.store) if settings.chain else None
 
     def appraise_bytes(self, data: bytes, name: str) -> Verdict:
         digest = sha256(data).hex()
@@ -59,7 +67,30 @@ class Appraiser:
                          chain=self.settings.chain, collateral=collateral, expect=self.settings.expect, claims=claims,
                          policy=self.settings.policy)
         verdict.report["container"] = evidence.container
+        self._store_notes(verdict, report.chip_id)
         return verdict
+
+    def _store_notes(self, verdict: Verdict, chip_id: str) -> None:
+        """What the trust store contributes to a verdict that the pure verification cannot know."""
+        if self.store is None:
+            return
+        if self.store_problem is not None:
+            verdict.findings.append(Finding("trust-store-unusable", "warning",
+                                            f"{self.store_problem.message}: no collateral or root from the trust "
+                                            "store was used"))
+            verdict.hint = "; ".join(filter(None, [verdict.hint, self.store_problem.hint]))
+            return
+        if verdict.check("collateral").status is not Status.FAIL:
+            return
+        try:
+            kept = self.store.untrusted_for(chip_id)
+        except StoreError:
+            return
+        if kept:
+            verdict.hint = "; ".join(filter(None, [verdict.hint, (
+                f"the trust store keeps {len(kept)} UNTRUSTED entr{'y' if len(kept) == 1 else 'ies'} that could "
+                f"apply ({', '.join(e.sha256[:16] + '…' for e in kept)}): they are never used; import them again "
+                "once they verify (e.g. after `certs import --root` of their root), or `certs remove` them")]))
 
     def appraise_path(self, path) -> Verdict:
         name = str(path)

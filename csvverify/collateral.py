@@ -2,9 +2,10 @@
 
 Lookup order: explicit files (--hsk-cek, or --hsk with --cek) → a directory given with --certs
 (``DIR/<chip id>/hsk_cek.cert``, then ``DIR/hsk_cek.cert``) → the trust store → the paths other tools
-use (``/opt/hygon/csv/hsk_cek/<chip>/hsk_cek.cert``, ``/opt/csv/hsk_cek/<chip>/hsk_cek.cert``) →
-certificates carried inside the evidence. Every result says where it came from; explicit files that
-are unusable stop the command with a clear error, other unusable files are reported in the verdict.
+use (``/opt/hygon/csv/hsk_cek/<chip>/hsk_cek.cert``, ``/opt/csv/hsk_cek/<chip>/hsk_cek.cert``,
+``/opt/dcu/certs/<chip>_hsk_cek.cert``) → certificates carried inside the evidence. Every result says
+where it came from; explicit files that are unusable stop the command with a clear error, other
+unusable files (and an unusable trust store) are reported in the verdict.
 """
 
 import os
@@ -14,14 +15,17 @@ from pathlib import Path
 
 from csvverify import sm2
 from csvverify.certs import CSV_CERT_SIZE, HSK_CEK_SIZE, ROOT_CERT_SIZE, USAGE_CEK, CsvCert, parse_csv_cert
-from csvverify.errors import CollateralError, InputError
+from csvverify.errors import CollateralError, InputError, UsageError
 from csvverify.evidence import Envelope
 from csvverify.inputs import read_input
+from csvverify.store import StoreError
 from csvverify.verify import Collateral
 
 # Chip ids come from the (unsigned) report: only plain names may become path components.
 _SAFE_CHIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-STANDARD_PATHS = ("/opt/hygon/csv/hsk_cek/{chip}/hsk_cek.cert", "/opt/csv/hsk_cek/{chip}/hsk_cek.cert")
+# trustee, rats-tls / librats, csv-rs (report-format.md §16)
+STANDARD_PATHS = ("/opt/hygon/csv/hsk_cek/{chip}/hsk_cek.cert", "/opt/csv/hsk_cek/{chip}/hsk_cek.cert",
+                  "/opt/dcu/certs/{chip}_hsk_cek.cert")
 
 
 def standard_paths() -> list[str]:
@@ -79,12 +83,12 @@ class CollateralFinder:
 
     def __init__(self, options: CollateralOptions, store=None):
         if options.hsk_cek and (options.hsk or options.cek):
-            raise CollateralError("--hsk-cek cannot be combined with --hsk/--cek", hint="give one or the other")
+            raise UsageError("--hsk-cek cannot be combined with --hsk/--cek", hint="give one or the other")
         if bool(options.hsk) != bool(options.cek):
-            raise CollateralError("--hsk and --cek must be given together", hint="or use --hsk-cek FILE")
+            raise UsageError("--hsk and --cek must be given together", hint="or use --hsk-cek FILE")
         if options.certs_dir and not options.certs_dir.is_dir():
-            raise CollateralError(f"{options.certs_dir}: --certs needs a directory",
-                                  hint="a folder holding <chip id>/hsk_cek.cert or hsk_cek.cert")
+            raise UsageError(f"{options.certs_dir}: --certs needs a directory",
+                             hint="a folder holding <chip id>/hsk_cek.cert or hsk_cek.cert")
         self.options = options
         self.store = store
         self._files: dict[tuple, bytes | CollateralError] = {}
@@ -111,10 +115,15 @@ class CollateralFinder:
             if found:
                 return found
         if self.store is not None:
-            found = self.store.find(chip_id, cek_signs(pek) if pek is not None else None)
+            try:
+                found = self.store.find(chip_id, cek_signs(pek) if pek is not None else None)
+            except StoreError as exc:
+                found = None
+                looked.append(f"the trust store (unusable: {exc.message})")
+            else:
+                looked.append(f"the trust store ({self.store.dir})")
             if found:
                 return found
-            looked.append(f"the trust store ({self.store.dir})")
         if safe:
             found = self._first_file([(Path(t.format(chip=chip_id)), chip_id) for t in standard_paths()],
                                      "standard path", looked)

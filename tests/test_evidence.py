@@ -1,6 +1,7 @@
 """Evidence containers built by the forge: each shape verifies; broken shapes name the field."""
 
 import json
+import re
 
 import pytest
 
@@ -29,7 +30,8 @@ def test_each_shape_verifies_with_certs_from_the_evidence(run_cli, tmp_path, for
     ids = {f["id"] for f in v["findings"]}
     assert "certs-from-evidence" in ids
     binding = next(c for c in v["checks"] if c["id"] == "chip.binding")
-    assert binding["status"] == ("skipped" if shape == "rats-tls" else "pass")
+    assert binding["status"] == "skipped"  # certificates the prover sent bind nothing to a chip
+    assert "the certificates came from the evidence itself, not from a lookup by chip id" in binding["reason"]
     assert v["report"]["sealing_key"] == "blanked"
 
 
@@ -129,4 +131,148 @@ def test_base64_report_in_json(run_cli, tmp_path, forge, trust):
     hc.write_bytes(forge.hsk_cek())
     res = run_cli(path, *trust, "--hsk-cek", hc, "--json")
     v = json.loads(res.stdout)["verdicts"][0]
-    assert res.exit_code == 0 and {c["id"]: c["status"] for c in v["checks"]}["chip.binding"] == "pass"
+    binding = {c["id"]: c for c in v["checks"]}["chip.binding"]
+    assert res.exit_code == 0 and binding["status"] == "skipped"
+    assert binding["reason"].startswith("report and envelope agree, but both are the prover's claims; the "
+                                        f"certificates ({hc} (--hsk-cek)) were not filed under a chip id")
+
+
+# -- chip binding ------------------------------------------------------------------------------------
+
+def _certs_dir(tmp_path, forge, chip="FORGE0CHIP0001", certs_of=None):
+    d = tmp_path / "certs"
+    (d / chip).mkdir(parents=True, exist_ok=True)
+    (d / chip / "hsk_cek.cert").write_bytes(forge.hsk_cek(certs_of or chip))
+    return d
+
+
+def _binding(run_cli, path, *args):
+    res = run_cli(path, *args, "--json")
+    v = json.loads(res.stdout)["verdicts"][0]
+    return res.exit_code, {c["id"]: c for c in v["checks"]}["chip.binding"], v
+
+
+@pytest.mark.parametrize("shape", ["coco", "legacy"])
+def test_chip_binding_passes_for_certificates_filed_under_the_chip(run_cli, tmp_path, forge, trust, shape):
+    path = tmp_path / "e.json"
+    path.write_bytes(forge.evidence(shape, with_certs=False))
+    code, binding, _ = _binding(run_cli, path, *trust, "--certs", _certs_dir(tmp_path, forge))
+    assert code == 0 and binding["status"] == "pass", binding
+    assert "certificates filed under 'FORGE0CHIP0001' (" in binding["reason"] and "(--certs)" in binding["reason"]
+    assert "the CEK filed under it signed this report's PEK" in binding["reason"]
+
+
+def test_legacy_chip_id_is_not_an_independent_leg(run_cli, tmp_path, forge, trust):
+    """The legacy shape's report is rebuilt from serial_number: report and envelope cannot disagree."""
+    ev = decode_container(forge.evidence("legacy"), "e")
+    assert ev.envelope.chip_id_from_envelope
+    assert not decode_container(forge.evidence("coco"), "e").envelope.chip_id_from_envelope
+    path = tmp_path / "legacy.json"
+    path.write_bytes(forge.evidence("legacy", with_certs=False))
+    hc = tmp_path / "hsk_cek.cert"
+    hc.write_bytes(forge.hsk_cek())
+    code, binding, v = _binding(run_cli, path, *trust, "--hsk-cek", hc)
+    assert code == 0 and binding["status"] == "skipped"
+    assert binding["reason"].startswith("only the report names a chip (report 'FORGE0CHIP0001' (copied from the "
+                                        "envelope's serial_number))")
+    assert "envelope serial_number 'FORGE0CHIP0001'" not in binding["reason"]
+    finding = next(f for f in v["findings"] if f["id"] == "pek-from-envelope")
+    assert "chip id only in serial_number" in finding["message"]
+
+
+def test_chip_binding_without_chain_names_the_claims(run_cli, tmp_path, forge):
+    path = tmp_path / "e.json"
+    path.write_bytes(forge.evidence("coco", 1))
+    code, binding, _ = _binding(run_cli, path, "--no-chain")
+    assert binding["status"] == "skipped" and "both are the prover's claims" in binding["reason"]
+    assert "--chain not requested" in binding["reason"]
+
+
+def test_chip_binding_is_skipped_when_the_chain_fails(run_cli, tmp_path, forge, trust):
+    """Certificates filed under the report's chip id whose CEK did not sign this PEK bind nothing."""
+    path = tmp_path / "e.json"
+    path.write_bytes(forge.evidence("coco", 1, with_certs=False))
+    code, binding, _ = _binding(run_cli, path, *trust, "--certs",
+                                _certs_dir(tmp_path, forge, certs_of="OTHERCHIP0001"))
+    assert code == 3 and binding["status"] == "skipped"
+    assert "but the chain did not verify (pek.signature fail)" in binding["reason"]
+
+
+def test_chip_binding_fails_naming_all_three(forge):
+    from csvverify.report import parse_report
+    from csvverify.verify import Claims, Collateral, verify
+
+    report = parse_report(forge.report(1, chip_id="CHIPAAAA0001"))
+    hc = forge.hsk_cek("CHIPAAAA0001")
+    v = verify(report, input_name="r", input_sha256=None, roots=forge_roots_for(forge), chain=True,
+               collateral=Collateral(hc[:832], hc[832:], "store", "store", chip_id="CHIPCCCC0003"),
+               claims=Claims("CoCo JSON", "CHIPBBBB0002"))
+    binding = v.check("chip.binding")
+    assert binding.status.value == "fail"
+    assert binding.reason == ("chip ids disagree: report 'CHIPAAAA0001', envelope serial_number 'CHIPBBBB0002', "
+                              "certificates filed under 'CHIPCCCC0003' (store)")
+
+
+def forge_roots_for(forge):
+    from csvverify.trust import TrustRoots
+
+    return TrustRoots().with_extra(forge.root_cert, "forge")
+
+
+def test_chip_id_unbound_says_how_the_collateral_was_found(run_cli, tmp_path, forge, trust):
+    path = tmp_path / "r.cert"
+    path.write_bytes(forge.report(1))
+    hc = tmp_path / "hsk_cek.cert"
+    hc.write_bytes(forge.hsk_cek())
+
+    def unbound(*args):
+        v = json.loads(run_cli(path, *trust, *args, "--json").stdout)["verdicts"][0]
+        return next(f for f in v["findings"] if f["id"] == "chip-id-unbound")["message"]
+
+    explicit = unbound("--hsk-cek", hc)
+    assert "KDS lookup" not in explicit and f"the certificates ({hc} (--hsk-cek)) were not found by chip id" in explicit
+    filed = unbound("--certs", _certs_dir(tmp_path, forge))
+    assert "bound only by the chip id the certificates were filed under" in filed and "(--certs)" in filed
+    assert "no certificates were found for it" in unbound()
+
+
+# -- JSON that would crash a parser -------------------------------------------------------------------
+
+@pytest.mark.parametrize("doc, message", [
+    (b'{"attestation_report": ' + b"[" * 100000 + b"]" * 100000 + b"}", "JSON nested too deeply"),
+    (b'{"attestation_report": {"flags": ' + b"9" * 5000 + b"}}", "JSON with a number too long"),
+    (b'{"attestation_report": 1.5}', "attestation_report: expected an object or base64 text, found the number 1.5"),
+])
+def test_hostile_json_is_an_input_error(doc, message):
+    from csvverify.evidence import decode_json
+
+    with pytest.raises(InputError, match=message):
+        decode_json(doc, "ev.json")
+
+
+def test_top_level_array_is_named(forge):
+    from csvverify.evidence import decode_json
+
+    with pytest.raises(InputError, match=r"\(top level\): expected a JSON object with attestation_report, found an "
+                                         r"array of 2 elements"):
+        decode_json(b"[1, 2]", "ev.json")
+
+
+@pytest.mark.xfail(strict=True, reason="inputs.decode_container sends only '{' to the JSON reader (fix reported)")
+def test_top_level_array_through_the_container_detection():
+    with pytest.raises(InputError, match="expected a JSON object"):
+        decode_container(b"[1, 2]", "ev.json")
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("attestation_report.data", [0] * 5 + [1.5] + [0] * 4090, "element 5 is the number 1.5"),
+    ("attestation_report.data", [0, "7"] + [0] * 4094, 'element 1 is the string "7"'),
+    ("attestation_report.magic", [True] * 16, "element 0 is true"),
+    ("attestation_report.flags", [[1]], "found an array of 1 elements"),
+    ("attestation_report.flags", 1e300, "found the number 1e+300"),
+])
+def test_bad_elements_are_named(forge, path, value, message):
+    doc = json.loads(forge.evidence("coco"))
+    _mutate(doc, path, value)
+    with pytest.raises(InputError, match=re.escape(message)):
+        decode_container(json.dumps(doc).encode(), "ev.json")

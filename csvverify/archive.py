@@ -3,7 +3,8 @@
 Default place ``$CSVVERIFY_HOME/archive.db``. WAL mode with a busy timeout; every write is one
 ``BEGIN IMMEDIATE`` transaction, so several processes may write at once and a killed process leaves no
 partial rows. Verdict rows are never updated: each one carries ``prev_hash`` and ``hash`` =
-SHA-256(prev_hash ‖ SHA-256 of its content and checks), a chain ``csvverify.chaincheck`` verifies.
+SHA-256(prev_hash ‖ SHA-256 of its content and checks ‖ SHA-256 of its report row's fields), a chain that
+``csvverify.chaincheck`` verifies.
 Schema: ``csvverify.migrations`` and docs/archive.md.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from csvverify import __version__
-from csvverify.errors import CsvVerifyError
+from csvverify.errors import CsvVerifyError, UsageError
 from csvverify.home import home_dir
 
 GENESIS = "0" * 64
@@ -31,7 +32,14 @@ VERDICT_FIELDS = ("run_id", "appraised_at", "path", "report_sha256", "chip_id", 
                   "failed_checks", "tool_version", "settings_sha256", "policy_sha256", "chain", "trust_roots",
                   "collateral", "findings", "hint", "reappraises")
 REPORT_FIELDS = ("sha256", "size", "bytes", "version", "container", "chip_id", "vm_id", "measure", "user_data",
-                 "mnonce", "policy", "sealing_key")
+                 "mnonce", "policy", "sealing_key", "withheld")
+# The report columns a verdict's hash covers (report_fields_sha256): all but size, bytes and first_seen. The
+# bytes are checked against sha256 instead; size and bytes may be filled in later (see Archive.store).
+COVERED_REPORT_FIELDS = ("sha256", "version", "container", "chip_id", "vm_id", "measure", "user_data", "mnonce",
+                         "policy", "sealing_key", "withheld")
+# Why a report's bytes are not stored (reports.withheld); the first two are never filled in later.
+WITHHELD_SECRET, WITHHELD_NOT_A_REPORT, WITHHELD_STDIN, WITHHELD_UNAVAILABLE = (
+    "sealing-key", "not-a-report", "stdin", "unavailable")
 
 
 class ArchiveError(CsvVerifyError):
@@ -52,18 +60,26 @@ def timestamp(when: datetime | None = None) -> str:
 
 def parse_since(text: str, now: datetime | None = None) -> str:
     """``--since``: an ISO date or date-time (UTC unless it says otherwise), or ``7d`` / ``12h`` / ``30m`` ago."""
+    hint = "use 2026-11-01, 2026-11-01T08:00, 7d, 12h or 30m (leave --since out for every verdict)"
     value = text.strip()
+    if not value:
+        raise UsageError("--since '': empty; give a date, a date-time or an age", hint=hint)
     units = {"d": "days", "h": "hours", "m": "minutes"}
     if value[:-1].isdigit() and value[-1:] in units:
-        return timestamp((now or datetime.now(timezone.utc)) - timedelta(**{units[value[-1]]: int(value[:-1])}))
+        try:
+            return timestamp((now or datetime.now(timezone.utc)) - timedelta(**{units[value[-1]]: int(value[:-1])}))
+        except OverflowError:
+            raise UsageError(f"--since {text!r}: reaches back before the year 1", hint=hint) from None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ArchiveError(f"--since {text!r}: not a date, date-time or age",
-                           hint="use 2026-11-01, 2026-11-01T08:00, 7d, 12h or 30m") from None
+        raise UsageError(f"--since {text!r}: not a date, date-time or age", hint=hint) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return timestamp(when)
+    try:
+        return timestamp(when)
+    except OverflowError:  # a time zone offset that moves the time out of the years 1..9999 in UTC
+        raise UsageError(f"--since {text!r}: outside the years 1 to 9999 in UTC", hint=hint) from None
 
 
 def display_path(path) -> str:
@@ -106,6 +122,16 @@ def _fast_content_sha256(verdict_values, checks) -> str:
 
 def link_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}:{content}".encode()).hexdigest()
+
+
+def report_fields_sha256(values) -> str:
+    """The SHA-256 of a report row's COVERED_REPORT_FIELDS values (compact JSON list)."""
+    return hashlib.sha256(_compact(list(values)).encode()).hexdigest()
+
+
+def linked_content(content: str, fields_sha256: str | None) -> str:
+    """What a verdict's link hashes after prev_hash: its content, and its report row's field hash if it has one."""
+    return content if fields_sha256 is None else f"{content}:{fields_sha256}"
 
 
 class Appraisal(NamedTuple):
@@ -153,20 +179,28 @@ class Context(NamedTuple):
 
 
 def appraisal(verdict, ctx: Context, path: str, data: bytes | None, reappraises: int | None = None) -> Appraisal:
-    """Rows for one verdict. A report that still carries the VM's sealing key is stored without its bytes
-    (the archive never keeps that secret); so is one whose bytes are not at hand (standard input)."""
+    """Rows for one verdict. Bytes are stored only for inputs that decoded into a report without the VM's
+    sealing key: the archive never keeps that secret, and an input that did not decode may hold it anywhere.
+    Inputs whose bytes are not at hand (standard input, a file changed since) are stored without them too."""
     fields = verdict.report
     report_row = None
     if verdict.sha256 is not None:
-        leaked = bool(fields) and fields.get("sealing_key") == "present"
         size = len(data) if data is not None else None
-        blob = None if leaked else data
+        if not fields:
+            withheld = WITHHELD_NOT_A_REPORT
+        elif fields.get("sealing_key") == "present":
+            withheld = WITHHELD_SECRET
+        elif data is None:
+            withheld = WITHHELD_STDIN if path == STDIN else WITHHELD_UNAVAILABLE
+        else:
+            withheld = None
+        blob = data if withheld is None else None
         if fields:
             report_row = (verdict.sha256, size, blob, fields["version"], fields.get("container"), fields["chip_id"],
                           fields["vm_id"], fields["measure"], fields["user_data"], fields["mnonce"], fields["policy"],
-                          fields["sealing_key"])
+                          fields["sealing_key"], withheld)
         else:
-            report_row = (verdict.sha256, size, blob) + (None,) * 9
+            report_row = (verdict.sha256, size, None) + (None,) * 9 + (withheld,)
     from csvverify.verdict import worst
 
     trust = verdict.trust or {}
@@ -281,6 +315,11 @@ class Archive:
             if tables and migrations.MIGRATIONS_TABLE not in tables:
                 raise ArchiveError(f"{self.path}: an SQLite file that is not a csvverify archive "
                                    f"(tables: {', '.join(sorted(tables)[:5])})", hint="choose another --db path")
+            if tables - {migrations.MIGRATIONS_TABLE} and not migrations.applied(self.conn):
+                raise ArchiveError(f"{self.path}: not a usable csvverify archive: it has tables but its migration "
+                                   f"record ({migrations.MIGRATIONS_TABLE}) is empty, so its schema is unknown",
+                                   hint="restore the archive from a backup (csvverify db backup), or choose another "
+                                        "--db path")
             newer = migrations.unknown(self.conn)
             if newer:
                 raise ArchiveError(f"{self.path}: written by a newer csvverify (migrations {', '.join(newer)})",
@@ -363,18 +402,17 @@ class Archive:
     def store(self, items, settings_sha256: str, run_id: int | None, force: bool = False) -> list:
         """Store a batch in one transaction. Returns, per item, the new verdict id or the ``Archived``
         verdict that made it unnecessary (unless ``force``)."""
-        results = []
+        results, new = [], []
         with self._write():
             head = self.conn.execute("SELECT id, hash FROM verdicts ORDER BY id DESC LIMIT 1").fetchone()
             last_id, prev = head if head else (0, GENESIS)
-            verdict_rows, check_rows, path_rows, report_rows = [], [], [], []
+            path_rows, report_rows = [], []
             scope = run_id if force else None
             # Checked again here, inside the write lock: another process may have stored the same bytes.
             known = find_existing_many(self.conn, [i.sha256 for i in items if isinstance(i, Appraisal) and i.sha256],
                                        settings_sha256, scope)
             batch: dict = {}
             now = timestamp()
-            reason_ids = self._reasons.get
             for item in items:
                 key = (item.sha256, None if item.sha256 else item.path)
                 if isinstance(item, Archived):
@@ -393,27 +431,52 @@ class Archive:
                     results.append(found._replace(path=item.path))
                     continue
                 last_id += 1
-                digest = link_hash(prev, item.content)
-                verdict_rows.append((last_id,) + item.verdict + (prev, digest))
-                prev = digest
-                check_rows += [(last_id, pos, cid, status, reason_ids(reason) or self._reason_id(reason))
-                               for pos, cid, status, reason in item.checks]
-                found = Archived(item.path, item.sha256, last_id, item.outcome, item.exit_class, item.failed_checks)
-                batch[key] = found
+                new.append((last_id, item))
+                batch[key] = Archived(item.path, item.sha256, last_id, item.outcome, item.exit_class,
+                                      item.failed_checks)
                 results.append(last_id)
-            # A report seen before without its bytes (standard input) gets them when a file brings them.
+            # A report first seen without its bytes at hand (standard input, a file that changed) gets them when
+            # an input brings them; the first row's fields stay (a verdict's hash covers them).
             _insert_rows(self.conn, "reports", REPORT_FIELDS + ("first_seen",), report_rows,
                          "ON CONFLICT (sha256) DO UPDATE SET bytes = excluded.bytes, size = excluded.size "
-                         "WHERE reports.bytes IS NULL AND excluded.bytes IS NOT NULL")
+                         "WHERE reports.bytes IS NULL AND excluded.bytes IS NOT NULL AND (reports.withheld IS NULL "
+                         f"OR reports.withheld IN ('{WITHHELD_STDIN}', '{WITHHELD_UNAVAILABLE}'))")
             _insert_rows(self.conn, "report_paths", ("report_sha256", "path", "first_seen", "run_id"), path_rows,
                          "ON CONFLICT DO NOTHING")
-            if verdict_rows:
-                _insert_rows(self.conn, "verdicts", ("id",) + VERDICT_FIELDS + ("prev_hash", "hash"), verdict_rows)
-                _insert_rows(self.conn, "checks", ("verdict_id", "position", "check_id", "status", "reason_id"),
-                             check_rows)
-                self.conn.execute("INSERT INTO chain_heads (verdict_id, hash, recorded_at) VALUES (?, ?, ?)",
-                                  (last_id, prev, now))
+            if new:
+                self._append(new, prev, now)
         return results
+
+    def _append(self, new: list, prev: str, now: str) -> None:
+        """Verdict and check rows for (id, Appraisal) pairs, each linked to the one before and covering the
+        fields of its report row as stored (which an earlier verdict may have written)."""
+        covered = report_fields_of(self.conn, [item.sha256 for _, item in new if item.sha256])
+        reason_ids = self._reasons.get
+        verdict_rows, check_rows = [], []
+        for verdict_id, item in new:
+            fields_sha = covered.get(item.sha256)
+            digest = link_hash(prev, linked_content(item.content, fields_sha))
+            verdict_rows.append((verdict_id,) + item.verdict + (fields_sha, prev, digest))
+            prev = digest
+            check_rows += [(verdict_id, pos, cid, status, reason_ids(reason) or self._reason_id(reason))
+                           for pos, cid, status, reason in item.checks]
+        _insert_rows(self.conn, "verdicts", ("id",) + VERDICT_FIELDS + ("report_fields_sha256", "prev_hash", "hash"),
+                     verdict_rows)
+        _insert_rows(self.conn, "checks", ("verdict_id", "position", "check_id", "status", "reason_id"), check_rows)
+        self.conn.execute("INSERT INTO chain_heads (verdict_id, hash, recorded_at) VALUES (?, ?, ?)",
+                          (new[-1][0], prev, now))
+
+
+def report_fields_of(conn, shas) -> dict:
+    """sha256 -> report_fields_sha256 of the stored report rows among ``shas``."""
+    found = {}
+    unique = list(dict.fromkeys(shas))
+    columns = ", ".join(COVERED_REPORT_FIELDS)
+    for start in range(0, len(unique), 500):
+        part = unique[start:start + 500]
+        for row in conn.execute(f"SELECT {columns} FROM reports WHERE sha256 IN ({', '.join('?' * len(part))})", part):
+            found[row[0]] = report_fields_sha256(row)
+    return found
 
 
 def backup(archive: Archive, dest) -> int:

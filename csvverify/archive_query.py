@@ -51,8 +51,8 @@ def checks_of(conn, verdict_id: int) -> list[dict]:
 
 
 def verdict_record(conn, row: tuple, with_checks: bool = True) -> dict:
-    """A verdict row (``id``, VERDICT_FIELDS, prev_hash, hash) as a JSON-ready dict."""
-    names = ("id",) + VERDICT_FIELDS + ("prev_hash", "hash")
+    """A verdict row (``id``, VERDICT_FIELDS, report_fields_sha256, prev_hash, hash) as a JSON-ready dict."""
+    names = ("id",) + VERDICT_FIELDS + ("report_fields_sha256", "prev_hash", "hash")
     item = dict(zip(names, row))
     item["failed_checks"] = item["failed_checks"].split()
     item["chain"] = bool(item["chain"])
@@ -67,20 +67,20 @@ def verdict_record(conn, row: tuple, with_checks: bool = True) -> dict:
 def verdict_rows(conn, filters: Filters = Filters(), limit: int | None = None):
     """Full verdict rows in id order, for exports."""
     where, args = filters.where()
-    sql = f"SELECT v.id, {', '.join('v.' + f for f in VERDICT_FIELDS)}, v.prev_hash, v.hash FROM verdicts v{where} " \
-          "ORDER BY v.id"
+    sql = f"SELECT v.id, {', '.join('v.' + f for f in VERDICT_FIELDS)}, v.report_fields_sha256, v.prev_hash, v.hash " \
+          f"FROM verdicts v{where} ORDER BY v.id"
     if limit:
         sql += f" LIMIT {int(limit)}"
     return conn.execute(sql, args)
 
 
 REPORT_COLUMNS = ("sha256", "size", "version", "container", "chip_id", "vm_id", "measure", "user_data", "mnonce",
-                  "policy", "sealing_key", "first_seen")
+                  "policy", "sealing_key", "withheld", "first_seen")
 
 
 def show(conn, verdict_id: int) -> dict | None:
-    row = conn.execute(f"SELECT id, {', '.join(VERDICT_FIELDS)}, prev_hash, hash FROM verdicts WHERE id = ?",
-                       (verdict_id,)).fetchone()
+    row = conn.execute(f"SELECT id, {', '.join(VERDICT_FIELDS)}, report_fields_sha256, prev_hash, hash FROM verdicts "
+                       "WHERE id = ?", (verdict_id,)).fetchone()
     if row is None:
         return None
     item = verdict_record(conn, row)

@@ -1,12 +1,23 @@
-"""Text renderings for audit summaries and the ``db`` commands (plain strings; the CLI prints them)."""
+"""Text renderings for audit summaries and the ``db`` commands (plain strings; the CLI prints them).
+
+File names, chip ids and reasons come from the evidence: characters that are not printable (terminal
+escapes, bidi controls) are shown as ``\\xNN`` / ``\\uNNNN`` escapes, never sent to the terminal raw.
+"""
 
 from csvverify.replay import LABELS
 
 OUTCOME_ORDER = ("pass", "fail", "incomplete", "error")
 
 
+def printable(value) -> str:
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _table(headers, rows, right=()) -> list[str]:
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    rows = [[printable(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells):
@@ -20,6 +31,11 @@ def summary_text(summary, command: str = "audit") -> str:
     rate = f" ({s.rate:.0f}/s)" if s.seconds else ""
     lines = [f"{command}: {s.inputs} inputs in {s.seconds:.1f} s{rate}; run {s.run_id if s.run_id else '(dry run)'}, "
              f"settings {s.settings_sha256[:16]}…"]
+    if command.startswith("reappraise"):
+        lines.append("carried over from the stored verdicts' settings: " + (", ".join(map(printable, s.carried))
+                                                                          if s.carried else "nothing"))
+    for weaker in s.weaker:
+        lines.append(f"weaker than the stored verdicts' settings (accepted): {weaker}")
     outcomes = [o for o in OUTCOME_ORDER if s.new[o] or s.archived[o]] + sorted(
         o for o in set(s.new) | set(s.archived) if o not in OUTCOME_ORDER)
     rows = [(o, s.new[o], s.archived[o], s.new[o] + s.archived[o]) for o in outcomes]
@@ -31,13 +47,14 @@ def summary_text(summary, command: str = "audit") -> str:
         lines += [""] + _table(["re-appraisal flips", "to", "verdicts"],
                                [(a, b, n) for (a, b), n in sorted(s.flips.items())], right=(2,))
         for base, new, path, old, now in s.flipped:
-            lines.append(f"  verdict {base} → {new if new is not None else '(not stored)'}: {old} → {now}  {path}")
+            lines.append(f"  verdict {base} → {new if new is not None else '(not stored)'}: {old} → {now}  "
+                         f"{printable(path)}")
     if s.withheld:
         lines.append(f"\n{s.withheld} stored reports were not re-appraised: the archive holds no bytes for them "
-                     "(they carried the VM's sealing key, or came from standard input)")
+                     "(they carried the VM's sealing key, did not decode, or came from standard input)")
     if s.failures:
         lines += ["", f"first {len(s.failures)} inputs that did not pass (csvverify db show ID):"]
-        lines += [f"  {vid if vid is not None else '-':>8}  {outcome:<10} {path}  [{failed or '-'}]"
+        lines += [f"  {vid if vid is not None else '-':>8}  {outcome:<10} {printable(path)}  [{failed or '-'}]"
                   for vid, path, outcome, failed in s.failures]
     flagged = [(k, s.replay[k]) for k in LABELS if s.replay.get(k)]
     if flagged:
@@ -61,7 +78,7 @@ _MARK = {"pass": "pass", "fail": "FAIL", "skipped": "skip", "not-applicable": "n
 
 
 def show_text(item: dict) -> str:
-    lines = [f"verdict {item['id']}: {item['outcome']} (exit class {item['exit_class']})  {item['path']}",
+    lines = [f"verdict {item['id']}: {item['outcome']} (exit class {item['exit_class']})  {printable(item['path'])}",
              f"  appraised   {item['appraised_at']} by csvverify {item['tool_version']} (run {item['run_id']})",
              f"  settings    {item['settings_sha256']}" + (f"  policy {item['policy_sha256']}"
                                                            if item["policy_sha256"] else "  policy -"),
@@ -78,23 +95,26 @@ def show_text(item: dict) -> str:
                      f"{rep['container'] or ''}{'' if rep['bytes_stored'] else ' (bytes not stored)'}")
         for key in ("chip_id", "vm_id", "measure", "user_data", "mnonce", "policy", "sealing_key"):
             if rep.get(key) is not None:
-                lines.append(f"    {key:<11} {rep[key]}")
+                lines.append(f"    {key:<11} {printable(rep[key])}")
+        if rep.get("withheld"):
+            lines.append(f"    bytes       not stored: {rep['withheld']}")
         for p in rep["paths"]:
-            lines.append(f"    seen at     {p['path']}  ({p['first_seen']})")
+            lines.append(f"    seen at     {printable(p['path'])}  ({p['first_seen']})")
     width = max((len(c["id"]) for c in item["checks"]), default=0)
     lines.append("  checks:")
-    lines += [f"    {_MARK.get(c['status'], c['status']):<5} {c['id']:<{width}}  {c['reason']}" for c in item["checks"]]
+    lines += [f"    {_MARK.get(c['status'], c['status']):<5} {c['id']:<{width}}  {printable(c['reason'])}"
+              for c in item["checks"]]
     for f in item["findings"]:
-        lines.append(f"  {f['severity']:<7} {f['id']}: {f['message']}")
+        lines.append(f"  {f['severity']:<7} {f['id']}: {printable(f['message'])}")
     if item["hint"]:
-        lines.append(f"  hint: {item['hint']}")
+        lines.append(f"  hint: {printable(item['hint'])}")
     lines.append(f"  hash        {item['hash']} (prev {item['prev_hash'][:16]}…)")
     return "\n".join(lines)
 
 
 def status_text(st: dict) -> str:
     mb = st["size_bytes"] / 1e6
-    lines = [f"archive     {st['path']} ({mb:.1f} MB)",
+    lines = [f"archive     {printable(st['path'])} ({mb:.1f} MB)",
              f"schema      {', '.join(st['migrations'])}",
              f"verdicts    {st['verdicts']}" + ("  (" + ", ".join(f"{k} {v}" for k, v in st["outcomes"].items()) + ")"
                                                if st["outcomes"] else ""),
@@ -104,23 +124,33 @@ def status_text(st: dict) -> str:
     if st["head"]:
         lines.append(f"period      {st['first_verdict_at']} … {st['last_verdict_at']}")
         lines.append(f"chain head  verdict {st['head']['verdict_id']}: {st['head']['hash']}")
-        lines.append("            (record this hash elsewhere; `db check --expect-head HASH` proves it is still there)")
+        lines.append("            (record `csvverify db head` elsewhere; `db check --expect-head ID:HASH` later proves "
+                     "the history up to it is still there)")
     return "\n".join(lines)
 
 
 def check_text(report) -> str:
+    uncovered = (f"; {report.uncovered_reports} report rows predate report coverage (checked against their own "
+                 f"bytes, or by chip id alone when they have none)" if report.uncovered_reports else "")
     if report.ok:
         head = f"verdict {report.head_id}, {report.head_hash}" if report.head_id else "empty"
         extra = "; the expected head is part of the chain" if report.expected_head_found else ""
-        return f"intact: {report.verdicts} verdicts, every link verified; head {head}{extra}"
-    lines = [f"BROKEN: {report.verdicts} verdicts checked"]
+        return f"intact: {report.verdicts} verdicts, every link verified; head {head}{extra}{uncovered}"
+    lines = [f"BROKEN: {report.verdicts} verdicts checked{uncovered}"]
     for p in report.problems:
-        lines.append(f"  {p.kind}: {p.message}")
+        lines.append(f"  {p.kind}: {printable(p.message)}")
+    for category, n in sorted(report.omitted.items()):
+        lines.append(f"  … and {n} more problems with {category} (--json lists the same first ones)")
     if report.expected_head_found is False:
-        lines.append("  the expected head hash is not in the chain: the history it ended was rewritten or removed")
+        lines.append("  the expected head is not in the verified chain: the history up to it was rewritten or cut")
     if report.head_id:
         lines.append(f"  the chain holds up to verdict {report.head_id} ({report.head_hash})")
     return "\n".join(lines)
+
+
+def head_line(report) -> str:
+    """``ID:HASH`` of the verified head, the form ``db check --expect-head`` takes (``0:000…`` when empty)."""
+    return f"{report.head_id or 0}:{report.head_hash}"
 
 
 def duplicates_text(dup: dict) -> str:
@@ -131,15 +161,15 @@ def duplicates_text(dup: dict) -> str:
         lines.append(f"{part['label']}{extra}: {part['groups']}")
         for group in part["shown"]:
             value = group["value"]
-            shown = value if len(str(value)) <= 40 else f"{str(value)[:40]}…"
+            shown = printable(value if len(str(value)) <= 40 else f"{str(value)[:40]}…")
             unit = "VM ids" if kind == "chip_vms" else ("paths" if kind == "paths" else "reports")
             lines.append(f"  {shown}  {group['count']} {unit}")
             for ex in group["examples"]:
                 if kind == "chip_vms":
-                    lines.append(f"    vm {ex['vm_id']}  {ex['reports']} reports")
+                    lines.append(f"    vm {printable(ex['vm_id'])}  {ex['reports']} reports")
                 else:
-                    lines.append(f"    {ex['sha256'][:16]}…  chip {ex['chip_id'] or '-'}  {ex['path'] or '-'}  "
-                                 f"({ex['first_seen']})")
+                    lines.append(f"    {ex['sha256'][:16]}…  chip {printable(ex['chip_id'] or '-')}  "
+                                 f"{printable(ex['path'] or '-')}  ({ex['first_seen']})")
         if part["groups"] > len(part["shown"]):
             lines.append(f"  … {part['groups'] - len(part['shown'])} more (--limit)")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Exports of the archive: csv (one row per verdict), json, jsonl (verdicts with their checks) and a single
-self-contained html summary (inline style, no script, nothing fetched from a network).
+self-contained html summary (inline style, no script, nothing fetched from a network). CSV cells that a
+spreadsheet would read as a formula are prefixed with an apostrophe.
 
 Everything streams: memory does not grow with the archive.
 """
@@ -18,6 +19,19 @@ CSV_FIELDS = ("id", "appraised_at", "path", "report_sha256", "chip_id", "outcome
               "tool_version", "settings_sha256", "policy_sha256", "chain", "reappraises", "hash")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    """A CSV cell that a spreadsheet shows as text: a value that would start a formula (a file name or chip id
+    beginning with = + - @, tab or CR) gets a leading apostrophe (the OWASP CSV-injection advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def export(conn, fmt: str, out, filters: Filters = Filters()) -> int:
     """Write the verdicts matching ``filters`` to the text stream ``out``; returns how many."""
     if fmt == "html":
@@ -29,7 +43,8 @@ def export(conn, fmt: str, out, filters: Filters = Filters()) -> int:
         for row in verdict_rows(conn, filters):
             item = verdict_record(conn, row, with_checks=False)
             item["failed_checks"] = " ".join(item["failed_checks"])
-            writer.writerow(["" if item[f] is None else item[f] for f in CSV_FIELDS])
+            item["chain"] = int(item["chain"])  # 0/1, as the schema documents it
+            writer.writerow([_cell(item[f]) for f in CSV_FIELDS])
             count += 1
         return count
     if fmt == "json":

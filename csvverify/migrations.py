@@ -113,3 +113,17 @@ def m001_initial(db):
         SELECT v.id AS verdict_id, v.appraised_at, v.chip_id, v.path, v.outcome, c.check_id, c.status,
                r.text AS reason
         FROM checks c JOIN verdicts v ON v.id = c.verdict_id JOIN reasons r ON r.id = c.reason_id""")
+
+
+@migration
+def m002_report_coverage(db):
+    # Each verdict covers the hash of its report row's decoded fields (see archive.report_fields_sha256);
+    # NULL in verdicts written before this migration, which db check treats as uncovered.
+    db.execute("ALTER TABLE verdicts ADD COLUMN report_fields_sha256 TEXT")
+    # Why a report's bytes were not stored: sealing-key, not-a-report, stdin or unavailable (NULL: stored).
+    db.execute("ALTER TABLE reports ADD COLUMN withheld TEXT")
+
+
+@migration
+def m003_verdicts_chip_outcome(db):
+    db.execute("CREATE INDEX verdicts_chip_outcome ON verdicts(chip_id, outcome, id)")

@@ -9,11 +9,12 @@ from test_archive_support import make_corpus, report_bytes, rows, scalar
 
 from csvverify import migrations
 from csvverify.appraise import Appraiser, Settings
-from csvverify.archive import (GENESIS, VERDICT_FIELDS, Archive, ArchiveError, appraisal, content_sha256, display_path,
-                               link_hash, parse_since)
+from csvverify.archive import (COVERED_REPORT_FIELDS, GENESIS, VERDICT_FIELDS, Archive, ArchiveError, appraisal,
+                               content_sha256, display_path, link_hash, parse_since, report_fields_sha256)
 from csvverify.audit import audit, context, settings_fingerprint
 from csvverify.chaincheck import check_archive
 from csvverify.collateral import CollateralOptions
+from csvverify.errors import UsageError
 from csvverify.trust import TrustRoots
 
 
@@ -68,37 +69,40 @@ def verdict_of(db: Path, problem_kind: str):
 
 def test_fresh_archive_schema(tmp_path):
     archive = Archive(tmp_path / "a.db")
-    assert migrations.applied(archive.db) == [fn.__name__ for fn in migrations.MIGRATIONS] == ["m001_initial"]
+    assert migrations.applied(archive.db) == [fn.__name__ for fn in migrations.MIGRATIONS] == [
+        "m001_initial", "m002_report_coverage", "m003_verdicts_chip_outcome"]
     assert set(archive.db.table_names()) >= {"runs", "settings", "reports", "report_paths", "verdicts", "reasons",
                                              "checks", "chain_heads", migrations.MIGRATIONS_TABLE}
     assert {c.name for c in archive.db["verdicts"].columns} == {
         "id", "run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class", "failed_checks",
         "tool_version", "settings_sha256", "policy_sha256", "chain", "trust_roots", "collateral", "findings", "hint",
-        "reappraises", "prev_hash", "hash"}
+        "reappraises", "report_fields_sha256", "prev_hash", "hash"}
     assert [c.name for c in archive.db["checks"].columns] == ["verdict_id", "position", "check_id", "status",
                                                               "reason_id"]
     assert {c.name for c in archive.db["reports"].columns} >= {"sha256", "bytes", "size", "version", "chip_id",
                                                                "measure", "user_data", "mnonce", "policy"}
     assert archive.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {row[0] for row in archive.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"verdicts_chip", "verdicts_report", "verdicts_outcome", "checks_failed", "reports_mnonce"} <= indexes
+    assert {"verdicts_chip", "verdicts_report", "verdicts_outcome", "verdicts_chip_outcome", "checks_failed",
+            "reports_mnonce"} <= indexes
     archive.close()
     again = Archive(tmp_path / "a.db")
     assert migrations.migrate(again.db) == []
-    assert scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {migrations.MIGRATIONS_TABLE}") == 1
+    assert scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {migrations.MIGRATIONS_TABLE}") == 3
 
 
 def test_failed_migration_leaves_nothing(tmp_path, monkeypatch):
-    def m002_broken(db):
+    def m999_broken(db):
         db["half_done"].create({"id": int}, pk="id")
         raise RuntimeError("disk on fire")
 
     Archive(tmp_path / "a.db").close()
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [m002_broken])
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [m999_broken])
     with pytest.raises(RuntimeError):
         Archive(tmp_path / "a.db")
     assert "half_done" not in {r[0] for r in rows(tmp_path / "a.db", "SELECT name FROM sqlite_master")}
-    assert [r[0] for r in rows(tmp_path / "a.db", f"SELECT name FROM {migrations.MIGRATIONS_TABLE}")] == ["m001_initial"]
+    assert [r[0] for r in rows(tmp_path / "a.db", f"SELECT name FROM {migrations.MIGRATIONS_TABLE}")] == [
+        fn.__name__ for fn in migrations.MIGRATIONS if fn is not m999_broken]
 
 
 def test_newer_archive_refused(tmp_path):
@@ -122,6 +126,12 @@ def test_not_an_archive(tmp_path):
         Archive(tmp_path)
     with pytest.raises(ArchiveError, match="no archive here yet"):
         Archive(tmp_path / "missing.db", create=False)
+    emptied = tmp_path / "emptied.db"
+    Archive(emptied).close()
+    tamper(emptied, f"DELETE FROM {migrations.MIGRATIONS_TABLE}")
+    with pytest.raises(ArchiveError, match="migration record .* is empty") as err:
+        Archive(emptied)
+    assert "free space" not in err.value.diagnostics() and err.value.exit_code == 7
 
 
 # -- what is stored -------------------------------------------------------------------------------
@@ -146,16 +156,26 @@ def test_stored_rows_match_the_verdict(filled, corpus):
 
 
 def test_sealing_key_never_stored(tmp_path, corpus):
-    leaked = tmp_path / "leaked.cert"
-    leaked.write_bytes(report_bytes(99, sealing_key=None))  # the forge's real (non-zero) sealing key
-    archive = Archive(tmp_path / "a.db")
-    audit(archive, [leaked], settings_for(corpus), jobs=1)
-    data, flag = rows(tmp_path / "a.db", "SELECT bytes, sealing_key FROM reports")[0]
-    assert data is None and flag == "present"
-    key = leaked.read_bytes()[2484:2516]
+    """Not for a keyed report, nor for inputs holding one that do not decode (padded, or hex text with a stray
+    character): nowhere in the archive file, raw or as hex."""
+    keyed = report_bytes(99, sealing_key=None)  # the forge's real (non-zero) sealing key
+    key = keyed[2484:2516]
     assert any(key)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "leaked.cert").write_bytes(keyed)
+    (ev / "padded.cert").write_bytes(keyed + b"\n\n")
+    (ev / "hex.txt").write_bytes(keyed.hex().encode() + b"X")
+    archive = Archive(tmp_path / "a.db")
+    summary = audit(archive, [ev], settings_for(corpus), jobs=1)
+    assert summary.new["error"] == 2 and sum(summary.new.values()) == 3
+    stored = rows(tmp_path / "a.db", "SELECT size, bytes, sealing_key, withheld FROM reports ORDER BY size")
+    assert stored == [(2548, None, "present", "sealing-key"), (2550, None, None, "not-a-report"),
+                      (5097, None, None, "not-a-report")]
     whole = (tmp_path / "a.db").read_bytes() + (tmp_path / "a.db-wal").read_bytes()
-    assert key not in whole
+    for needle in (key, key.hex().encode(), key.hex().upper().encode()):
+        assert needle not in whole
+    assert check_archive(archive.conn).ok  # bytes missing for a recorded reason are not tampering
 
 
 def test_content_hash_recomputes_from_rows(tmp_path, corpus):
@@ -167,8 +187,11 @@ def test_content_hash_recomputes_from_rows(tmp_path, corpus):
     archive = Archive(tmp_path / "a.db")
     archive.start_run("test", sha, {}, {})
     [vid] = archive.store([item], sha, None)
-    prev, digest = rows(tmp_path / "a.db", "SELECT prev_hash, hash FROM verdicts WHERE id = ?", (vid,))[0]
-    assert prev == GENESIS and digest == link_hash(GENESIS, item.content)
+    prev, digest, covered = rows(tmp_path / "a.db", "SELECT prev_hash, hash, report_fields_sha256 FROM verdicts "
+                                                    "WHERE id = ?", (vid,))[0]
+    fields = rows(tmp_path / "a.db", f"SELECT {', '.join(COVERED_REPORT_FIELDS)} FROM reports")[0]
+    assert covered == report_fields_sha256(fields)
+    assert prev == GENESIS and digest == link_hash(GENESIS, f"{item.content}:{covered}")
     assert item.content == content_sha256(item.verdict, item.checks)
 
 
@@ -188,8 +211,11 @@ def test_parse_since():
     assert parse_since("7d", now) == "2026-11-21T12:00:00.000Z"
     assert parse_since("2026-11-01") == "2026-11-01T00:00:00.000Z"
     assert parse_since("2026-11-01T08:00+02:00") == "2026-11-01T06:00:00.000Z"
-    with pytest.raises(ArchiveError, match="not a date"):
-        parse_since("last tuesday")
+    for bad, why in [("last tuesday", "not a date"), ("", "empty"), ("  ", "empty"), ("99999999999d", "before the year 1"),
+                     ("999999d", "before the year 1"), ("0001-01-01T00:00+01:00", "outside the years")]:
+        with pytest.raises(UsageError, match=why) as err:
+            parse_since(bad, now)
+        assert err.value.exit_code == 2
 
 
 def test_display_path_keeps_undecodable_names():
@@ -210,7 +236,7 @@ def test_intact_chain_and_expected_head(filled):
 @pytest.mark.parametrize("statements, kind, verdict_id, message", [
     (["UPDATE verdicts SET outcome = 'fail' WHERE id = 5"], "edit", 5, "verdict 5 was changed"),
     (["UPDATE checks SET status = 'fail' WHERE verdict_id = 9 AND check_id = 'report.mac'"], "edit", 9,
-     "its content or its checks no longer match"),
+     "its content, its checks or its report row's fields no longer match"),
     (["DELETE FROM checks WHERE verdict_id = 6", "DELETE FROM verdicts WHERE id = 6"], "deletion", 6,
      "verdict 6 deleted"),
     (["DELETE FROM verdicts WHERE id = 2"], "deletion", 2, "verdict 2 deleted"),
@@ -236,9 +262,9 @@ def test_detects_rehashed_edit(filled):
     tamper(filled, "UPDATE verdicts SET outcome = 'fail' WHERE id = 4")
     conn = sqlite3.connect(filled)
     archive = Archive(filled)
-    from csvverify.chaincheck import _rows
+    from csvverify.chaincheck import _Scan
 
-    row = next(r for r in _rows(archive.conn) if r.id == 4)
+    row = next(r for r in _Scan(archive.conn).rows() if r.id == 4)
     conn.execute("UPDATE verdicts SET hash = ? WHERE id = 4", (link_hash(row.prev, row.content),))
     conn.commit()
     problem = verdict_of(filled, "edit")
@@ -246,16 +272,18 @@ def test_detects_rehashed_edit(filled):
 
 
 def forge_row(conn, source: int, new_id: int, prev_hash: str, with_checks: bool = True, **changes) -> None:
-    """Insert a copy of verdict ``source`` as ``new_id``, changed, linked to ``prev_hash`` with a correct hash:
-    what a careful forger who knows the chain rule would write."""
+    """Insert a copy of verdict ``source`` as ``new_id``, changed, linked to ``prev_hash`` with a correct hash
+    (covering the report row's fields as csvverify does): what a careful forger who knows the chain rule
+    would write."""
     values = list(conn.execute(f"SELECT {', '.join(VERDICT_FIELDS)} FROM verdicts WHERE id = ?", (source,)).fetchone())
+    covered = conn.execute("SELECT report_fields_sha256 FROM verdicts WHERE id = ?", (source,)).fetchone()[0]
     for name, value in changes.items():
         values[VERDICT_FIELDS.index(name)] = value
     checks = conn.execute("SELECT position, check_id, status, text FROM checks JOIN reasons ON reasons.id = reason_id "
                           "WHERE verdict_id = ? ORDER BY position", (source,)).fetchall() if with_checks else []
-    conn.execute(f"INSERT INTO verdicts (id, {', '.join(VERDICT_FIELDS)}, prev_hash, hash) "
-                 f"VALUES ({', '.join('?' * (len(VERDICT_FIELDS) + 3))})",
-                 [new_id] + values + [prev_hash, link_hash(prev_hash, content_sha256(values, checks))])
+    digest = link_hash(prev_hash, f"{content_sha256(values, checks)}:{covered}")
+    conn.execute(f"INSERT INTO verdicts (id, {', '.join(VERDICT_FIELDS)}, report_fields_sha256, prev_hash, hash) "
+                 f"VALUES ({', '.join('?' * (len(VERDICT_FIELDS) + 4))})", [new_id] + values + [covered, prev_hash, digest])
     if with_checks:
         conn.execute("INSERT INTO checks SELECT ?, position, check_id, status, reason_id FROM checks "
                      "WHERE verdict_id = ?", (new_id, source))
@@ -268,7 +296,7 @@ def hash_of(conn, verdict_id: int) -> str:
 
 def test_detects_inserted_copy(filled):
     """A copy of an existing verdict (with its checks and its own links) appended under a new id."""
-    cols = ", ".join(VERDICT_FIELDS + ("prev_hash", "hash"))
+    cols = ", ".join(VERDICT_FIELDS + ("report_fields_sha256", "prev_hash", "hash"))
     tamper(filled, f"INSERT INTO verdicts (id, {cols}) SELECT 13, {cols} FROM verdicts WHERE id = 3",
            "INSERT INTO checks SELECT 13, position, check_id, status, reason_id FROM checks WHERE verdict_id = 3")
     problem = verdict_of(filled, "insertion")
@@ -319,3 +347,136 @@ def test_store_is_atomic(tmp_path, corpus, monkeypatch):
     assert [scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {t}") for t in ("verdicts", "checks", "reports")] == [0, 0, 0]
     assert archive.store(items, sha, run) == [1, 2]
     assert check_archive(archive.conn).ok
+
+
+# -- what db check covers beyond the chain (reports, settings, runs, paths) ---------------------------
+
+@pytest.mark.parametrize("statements, kind, message", [
+    (["DELETE FROM reports WHERE rowid = 5"], "deletion", "the report row of verdict"),
+    (["UPDATE reports SET bytes = NULL WHERE rowid = 5"], "deletion", "its bytes were deleted"),
+    (["UPDATE reports SET chip_id = 'EVILCHIP' WHERE rowid = 5"], "edit", "was changed after verdict"),
+    (["UPDATE reports SET mnonce = (SELECT mnonce FROM reports WHERE rowid = 6) WHERE rowid = 5"], "edit",
+     "was changed after verdict"),
+    (["UPDATE reports SET bytes = NULL, withheld = 'sealing-key', sealing_key = 'present' WHERE rowid = 5"], "edit",
+     "was changed after verdict"),
+    (["UPDATE reports SET size = 10 WHERE rowid = 5"], "edit", "size 10, but 2548 bytes are stored"),
+    ([f"INSERT INTO reports (sha256, mnonce, first_seen) VALUES ('{'ab' * 32}', 'x', 'x')"], "insertion",
+     "is named by no verdict"),
+    (["UPDATE settings SET description = '{\"chain\": false}'"], "edit", "no longer hashes to the fingerprint"),
+    (["DELETE FROM settings"], "deletion", "named by verdicts are missing"),
+    (["DELETE FROM report_paths WHERE rowid = 3"], "deletion", "the path row of verdict"),
+    ([f"INSERT INTO report_paths VALUES ('{'cd' * 32}', '/evil.cert', 'x', 1)"], "insertion", "which is not stored"),
+    (["UPDATE runs SET new_verdicts = 11"], "insertion", "run 1 recorded 11 new verdicts, 12 are stored"),
+    (["DELETE FROM runs"], "deletion", "run 1 is missing: 12 verdicts name it"),
+    (["UPDATE runs SET settings_sha256 = 'other'"], "edit", "run 1 names settings other"),
+], ids=["report-deleted", "bytes-deleted", "chip-edited", "mnonce-edited", "marked-secret", "size-edited",
+        "report-inserted", "settings-edited", "settings-deleted", "path-deleted", "path-inserted", "run-count-edited",
+        "run-deleted", "run-settings-edited"])
+def test_detects_tampering_around_the_chain(filled, statements, kind, message):
+    tamper(filled, *statements)
+    problem = verdict_of(filled, kind)
+    assert message in problem.message
+
+
+def test_head_only_deleted_is_a_deletion(filled):
+    last_head = scalar(filled, "SELECT MAX(verdict_id) FROM chain_heads")
+    tamper(filled, f"DELETE FROM chain_heads WHERE verdict_id = {last_head}")
+    assert "chain head recorded after the last verdict of run 1 was deleted" in verdict_of(filled, "deletion").message
+
+
+def test_last_row_of_a_batch_deleted_with_its_head_is_a_deletion(filled):
+    """The last batch holds several rows; its last row and its head go: a deletion, not an insertion."""
+    heads = [h for (h,) in rows(filled, "SELECT verdict_id FROM chain_heads ORDER BY id")]
+    assert heads[-1] - heads[-2] >= 2
+    tamper(filled, "DELETE FROM checks WHERE verdict_id = 12", "DELETE FROM verdicts WHERE id = 12",
+           "DELETE FROM chain_heads WHERE verdict_id = 12")
+    problem = verdict_of(filled, "deletion")
+    assert "the tail was cut, with its chain head: run 1 recorded 12 new verdicts, 11 are stored" in problem.message
+
+
+@pytest.mark.parametrize("statements, message", [
+    (["DELETE FROM checks WHERE verdict_id > 10", "DELETE FROM verdicts WHERE id > 10",
+      "DELETE FROM chain_heads WHERE verdict_id > 10"], "run 1 recorded 12 new verdicts, 10 are stored"),
+    (["DELETE FROM checks", "DELETE FROM verdicts", "DELETE FROM chain_heads"],
+     "run 1 recorded 12 new verdicts, none are stored"),
+], ids=["cut-at-a-batch-boundary", "everything-deleted"])
+def test_truncation_caught_by_run_counts(filled, statements, message):
+    tamper(filled, *statements)
+    assert message in verdict_of(filled, "deletion").message
+
+
+def test_forged_row_appended_with_its_head(filled):
+    conn = sqlite3.connect(filled)
+    forge_row(conn, 1, 13, hash_of(conn, 12), path="/evidence/forged.cert")
+    conn.execute("INSERT INTO chain_heads (verdict_id, hash, recorded_at) VALUES (13, ?, 'x')", (hash_of(conn, 13),))
+    conn.commit()
+    conn.close()
+    assert "run 1 recorded 12 new verdicts, 13 are stored" in verdict_of(filled, "insertion").message
+
+
+def test_expected_head_catches_a_careful_truncation(filled):
+    """Rows, heads and the run's count all cut back: only a head recorded elsewhere shows it."""
+    recorded = f"12:{scalar(filled, 'SELECT hash FROM verdicts WHERE id = 12')}"
+    earlier = scalar(filled, "SELECT hash FROM verdicts WHERE id = 10")
+    tamper(filled, "DELETE FROM checks WHERE verdict_id > 10", "DELETE FROM verdicts WHERE id > 10",
+           "DELETE FROM chain_heads WHERE verdict_id > 10", "DELETE FROM report_paths WHERE rowid > 10",
+           "DELETE FROM reports WHERE sha256 NOT IN (SELECT report_sha256 FROM verdicts)",
+           "UPDATE runs SET new_verdicts = 10")
+    archive = Archive(filled)
+    assert check_archive(archive.conn).ok  # nothing inside the file can tell
+    cut = check_archive(archive.conn, expect_head=recorded)
+    assert not cut.ok and cut.expected_head_found is False
+    assert check_archive(archive.conn, expect_head=earlier).ok
+    assert not check_archive(archive.conn, expect_head=f"9:{earlier}").ok  # the hash at another position
+    with pytest.raises(UsageError, match="not ID:HASH"):
+        check_archive(archive.conn, expect_head="12:nothex")
+
+
+def test_report_coverage_survives_a_second_decoding(tmp_path, corpus):
+    """The report row is the first one stored; a later verdict covers the row as stored, not its own decoding."""
+    appraiser = Appraiser(settings_for(corpus))
+    sha, desc = settings_fingerprint(appraiser)
+    data = (corpus.reports / "r00000.cert").read_bytes()
+    archive = Archive(tmp_path / "a.db")
+    run = archive.start_run("test", sha, desc, {})
+    item = appraisal(appraiser.appraise_bytes(data, "/a.cert"), context(appraiser, run, sha), "/a.cert", data)
+    odd = item._replace(report=item.report[:5] + ("OTHERCHIP",) + item.report[6:])
+    archive.store([odd], sha, run)
+    archive.store([item], sha, run, force=True)
+    archive.finish_run(run, 2, 1, 1)
+    assert check_archive(archive.conn).ok
+
+
+def test_legacy_rows_without_coverage_still_check(filled):
+    """Verdicts written before migration m002 cover no report row: the chain still verifies them by the old
+    rule, and their report rows are counted as uncovered."""
+    conn = sqlite3.connect(filled)
+    for row in _legacy_rows(filled):
+        conn.execute("UPDATE verdicts SET report_fields_sha256 = NULL, prev_hash = ?, hash = ? WHERE id = ?",
+                     (row.prev, link_hash(row.prev, row.content), row.id))
+    conn.commit()
+    conn.close()
+    archive = Archive(filled)
+    report = check_archive(archive.conn)
+    assert not report.ok  # the chain heads still record the covered hashes
+    tamper(filled, "DELETE FROM chain_heads",
+           "INSERT INTO chain_heads (verdict_id, hash, recorded_at) SELECT id, hash, 'x' FROM verdicts WHERE id = 12")
+    report = check_archive(archive.conn)
+    assert report.ok and report.uncovered_reports == 12
+    tamper(filled, "UPDATE reports SET mnonce = (SELECT mnonce FROM reports WHERE rowid = 6) WHERE rowid = 5")
+    assert "differ from what its stored bytes hold" in verdict_of(filled, "edit").message
+
+
+def _legacy_rows(db):
+    """The rows re-linked as an older csvverify would have written them (no report coverage)."""
+    from csvverify.chaincheck import _Scan
+
+    archive = Archive(db)
+    rows_ = list(_Scan(archive.conn).rows())
+    prev, out = GENESIS, []
+    for row in rows_:
+        content = row.content.split(":")[0]
+        out.append(row._replace(prev=prev, content=content))
+        prev = link_hash(prev, content)
+    archive.close()
+    return out

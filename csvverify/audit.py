@@ -35,10 +35,11 @@ FAILURES_KEPT = 20
 def walk(paths: Iterable, recursive: bool = False, pattern: str | None = None) -> Iterator:
     """Files under the given paths, lazily (no listing is held in memory). Explicit paths are always taken;
     directory entries must match ``pattern`` (a glob on the file name, or on the path below the directory
-    given when it contains "/"). Symlinked directories are not followed; anything else that is not a
-    directory (FIFO, dangling link, link loop) is yielded and becomes an error verdict."""
+    given when it contains "/"). Paths are made absolute (not resolved: a symlink stays a path of its own).
+    Symlinked directories are not followed; anything else that is not a directory (FIFO, dangling link,
+    link loop) is yielded and becomes an error verdict."""
     for top in paths:
-        top = os.fspath(top)
+        top = os.path.abspath(os.fspath(top))  # one spelling per file: ./a and a are the same place
         if os.path.isdir(top):
             yield from _walk_dir(top, recursive, pattern)
         else:
@@ -81,9 +82,10 @@ def count_inputs(paths: Iterable, recursive: bool = False, pattern: str | None =
 
 # -- settings fingerprint --------------------------------------------------------------------------
 
-def settings_fingerprint(appraiser: Appraiser) -> tuple[str, dict]:
+def settings_fingerprint(appraiser: Appraiser, as_of_given: bool = False) -> tuple[str, dict]:
     """SHA-256 over everything besides the report that can change a verdict, and its readable description.
-    Two runs with the same fingerprint and tool version give the same verdict for the same bytes."""
+    Two runs with the same fingerprint and tool version give the same verdict for the same bytes. The
+    policy's evaluation time counts when it was given (--as-of) or when the policy has dated rules."""
     s = appraiser.settings
     finder = appraiser.collateral
     collateral = None
@@ -111,7 +113,19 @@ def settings_fingerprint(appraiser: Appraiser) -> tuple[str, dict]:
         "report_version": s.report_version,
         "policy_sha256": policy_sha256(s),
     }
+    policy = getattr(s, "policy", None)
+    if policy is not None and policy.as_of is not None and (as_of_given or has_dated_rules(policy)):
+        desc["policy_as_of"] = policy.as_of.isoformat()  # only then, so other fingerprints stay as they were
     return sha256(json.dumps(desc, sort_keys=True).encode()).hex(), desc
+
+
+def has_dated_rules(policy) -> bool:
+    """Rules whose outcome depends on the evaluation time (a deny-list entry with a date)."""
+    for rule in policy.rules.values():
+        values = rule.value if isinstance(rule.value, (tuple, list)) else ()
+        if any(getattr(v, "since", None) is not None or getattr(v, "until", None) is not None for v in values):
+            return True
+    return False
 
 
 def policy_sha256(settings: Settings) -> str | None:
@@ -141,6 +155,8 @@ class Summary:
     flips: Counter = field(default_factory=Counter)  # (old outcome, new outcome) -> count (re-appraisal)
     flipped: list = field(default_factory=list)  # (old id, new id or None, path, old, new), the first few
     withheld: int = 0  # re-appraisal: reports stored without bytes
+    carried: list = field(default_factory=list)  # re-appraisal: options carried over from the stored settings
+    weaker: list = field(default_factory=list)  # re-appraisal: how it checks less than them (accepted)
     seconds: float = 0.0
     replay: dict = field(default_factory=dict)
 
@@ -166,6 +182,8 @@ class Summary:
             "flipped": [{"baseline_verdict_id": a, "new_verdict_id": b, "path": p, "from": x, "to": y}
                         for a, b, p, x, y in self.flipped],
             "reports_without_bytes": self.withheld,
+            "carried_over": self.carried,
+            "weaker_than_stored": self.weaker,
             "replay": self.replay,
         }
 
@@ -218,10 +236,11 @@ class BatchWriter:
 
 
 def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, arguments: dict, jobs: int,
-         force: bool, progress=None, store: bool = True, appraiser: Appraiser | None = None) -> Summary:
+         force: bool, progress=None, store: bool = True, appraiser: Appraiser | None = None,
+         as_of_given: bool = False) -> Summary:
     started = time.monotonic()
     appraiser = appraiser or Appraiser(settings)  # checks the options once, before any worker starts
-    settings_sha, description = settings_fingerprint(appraiser)
+    settings_sha, description = settings_fingerprint(appraiser, as_of_given)
     run_id = archive.start_run(command, settings_sha, description, arguments) if store else None
     ctx = context(appraiser, run_id, settings_sha)
     summary = Summary(run_id, settings_sha)
@@ -248,12 +267,14 @@ def default_jobs() -> int:
 
 
 def audit(archive: Archive, paths: list, settings: Settings, *, recursive: bool = False, pattern: str | None = None,
-          jobs: int | None = None, force: bool = False, progress=None, appraiser: Appraiser | None = None) -> Summary:
-    """Verify every input under ``paths`` into the archive (``appraiser``: one already built from ``settings``)."""
+          jobs: int | None = None, force: bool = False, progress=None, appraiser: Appraiser | None = None,
+          options: dict | None = None, as_of_given: bool = False) -> Summary:
+    """Verify every input under ``paths`` into the archive (``appraiser``: one already built from ``settings``;
+    ``options``: the trust options as given, recorded for re-appraisal, see carryover.recorded_options)."""
     arguments = {"paths": [display_path(p) for p in paths], "recursive": recursive, "glob": pattern,
-                 "force": force}
+                 "force": force, "options": options}
     return _run(archive, "audit", walk(paths, recursive, pattern), settings, arguments, jobs or default_jobs(), force,
-                progress, appraiser=appraiser)
+                progress, appraiser=appraiser, as_of_given=as_of_given)
 
 
 def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: int = 256) -> Iterator[Stored]:
@@ -273,7 +294,7 @@ def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: 
                 return
             for rowid, sha, data, path, baseline_id, baseline_outcome in rows:
                 last = rowid
-                if data is None:  # kept without bytes (it carried a sealing key, or came from stdin)
+                if data is None:  # kept without bytes (see reports.withheld)
                     if on_withheld is not None:
                         on_withheld()
                     continue
@@ -283,13 +304,30 @@ def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: 
 
 
 def reappraise(archive: Archive, settings: Settings, *, jobs: int | None = None, force: bool = False,
-               dry_run: bool = False, progress=None) -> Summary:
-    """Verify every stored report again under ``settings``; new verdicts point at the one they re-appraise."""
-    appraiser = Appraiser(settings)
-    settings_sha, _ = settings_fingerprint(appraiser)
+               dry_run: bool = False, progress=None, baselines=(), explicit: dict | None = None,
+               carried: list | None = None, weaker: bool = False, options: dict | None = None,
+               as_of_given: bool = False) -> Summary:
+    """Verify every stored report again under ``settings``; new verdicts point at the one they re-appraise.
+    ``baselines`` (carryover.baselines) are the stored verdicts' settings: settings that check less than one
+    of them are refused (UsageError) unless ``weaker``, before anything is written."""
+    from csvverify.carryover import check_against
+    from csvverify.errors import CsvVerifyError, UsageError
+
+    try:
+        appraiser = Appraiser(settings)
+    except CsvVerifyError as exc:
+        if not carried:
+            raise
+        raise UsageError(f"the options carried over from the stored verdicts ({', '.join(carried)}) cannot be used: "
+                         f"{exc.message}", hint="give the chain options explicitly") from None
+    settings_sha, description = settings_fingerprint(appraiser, as_of_given)
+    accepted = check_against(description, list(baselines), explicit or {}, weaker)
     withheld = Counter()
     tasks = stored_reports(archive, settings_sha, lambda: withheld.update(["reports"]))
-    summary = _run(archive, "reappraise", tasks, settings, {"force": force, "dry_run": dry_run},
-                   jobs or default_jobs(), force, progress, store=not dry_run, appraiser=appraiser)
+    summary = _run(archive, "reappraise", tasks, settings, {"force": force, "dry_run": dry_run, "options": options},
+                   jobs or default_jobs(), force, progress, store=not dry_run, appraiser=appraiser,
+                   as_of_given=as_of_given)
     summary.withheld = withheld["reports"]
+    summary.carried = list(carried or [])
+    summary.weaker = accepted
     return summary

@@ -45,11 +45,28 @@ def read_input(path: str | os.PathLike) -> bytes:
         data = sys.stdin.buffer.read(MAX_INPUT + 1)
         return _check_read(data, "<stdin>")
     try:
-        st = os.stat(path)
+        st = os.stat(path)  # symlinks are followed: a link to a report is a valid input
     except FileNotFoundError:
         raise InputError(f"{name}: no such file", hint="check the path") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
+    _check_kind(st, name)  # before opening: opening a device can have effects of its own
+    try:
+        # O_NONBLOCK: a file swapped for a FIFO after the stat must not block the open; fstat then decides.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
+    with open(fd, "rb", closefd=True) as fh:
+        _check_kind(os.fstat(fd), name)
+        try:
+            data = fh.read(MAX_INPUT + 1)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
+    return _check_read(data, name)
+
+
+def _check_kind(st: os.stat_result, name: str) -> None:
+    """Only regular files of a plausible size are read."""
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{name}: is a directory", hint="pass report files; `csvverify audit DIR` walks directories")
     if not stat.S_ISREG(st.st_mode):
@@ -58,12 +75,6 @@ def read_input(path: str | os.PathLike) -> bytes:
     if st.st_size > MAX_INPUT:
         raise InputError(f"{name}: {st.st_size} bytes is far too large for a report (limit {MAX_INPUT} bytes; a "
                          f"report page is {PAGE_SIZE} bytes)", hint="check you passed the report and not an image")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_INPUT + 1)
-    except OSError as exc:
-        raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
-    return _check_read(data, name)
 
 
 def _check_read(data: bytes, name: str) -> bytes:

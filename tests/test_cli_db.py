@@ -41,7 +41,8 @@ def test_path_and_status(run_cli, archive, isolated_home):
     assert res.exit_code == 0
     assert "verdicts    26  (error 1, fail 1, pass 24)" in res.output and "chain head  verdict 26:" in res.output
     doc = json.loads(run_cli("db", "status", "--db", archive, "--json").output)
-    assert doc["verdicts"] == 26 and doc["chips"] == 3 and doc["migrations"] == ["m001_initial"]
+    assert doc["verdicts"] == 26 and doc["chips"] == 3 and doc["migrations"] == [
+        "m001_initial", "m002_report_coverage", "m003_verdicts_chip_outcome"]
     assert doc["head"]["hash"] == scalar(archive, "SELECT hash FROM verdicts WHERE id = 26")
     assert run_cli("db", "--db", archive).output == res.output  # status is the default
 
@@ -72,8 +73,10 @@ def test_list_filters(run_cli, archive):
     assert run_cli("db", "list", "--db", archive, "--chip", "NOSUCHCHIP").output.strip() == "no verdicts match"
     res = run_cli("db", "list", "--db", archive, "--check", "report.nonsense")
     assert res.exit_code == 2
-    res = run_cli("db", "list", "--db", archive, "--since", "yesterday-ish")
-    assert res.exit_code == 7 and "not a date" in res.output
+    for since, why in [("yesterday-ish", "not a date"), ("", "empty"), ("99999999999d", "before the year 1"),
+                       ("999999d", "before the year 1")]:
+        res = run_cli("db", "list", "--db", archive, "--since", since)
+        assert res.exit_code == 2 and why in res.output and "Traceback" not in res.output, (since, res.output)
 
 
 def test_show(run_cli, archive):
@@ -150,20 +153,20 @@ def test_reappraise_flips(run_cli, archive):
     res = run_cli("db", "reappraise", "--db", archive, *options, "--expect-measure", measure, "--json")
     assert res.exit_code == 3, res.output  # the tampered report still fails its signature
     doc = json.loads(res.stdout)
-    # 24 good reports flip pass -> fail; the tampered one stays fail; the garbage stays error
+    # 24 good reports flip pass -> fail; the tampered one stays fail; the garbage has no stored bytes
     assert doc["flips"] == [{"from": "pass", "to": "fail", "count": 24}]
-    assert doc["outcomes"] == {"error": {"new": 1, "already_archived": 0}, "fail": {"new": 25, "already_archived": 0}}
+    assert doc["outcomes"] == {"fail": {"new": 25, "already_archived": 0}} and doc["reports_without_bytes"] == 1
     assert rows(archive, "SELECT id, hash FROM verdicts WHERE id <= 26 ORDER BY id") == before  # nothing rewritten
-    assert scalar(archive, "SELECT COUNT(*) FROM verdicts WHERE reappraises IS NOT NULL") == 26
+    assert scalar(archive, "SELECT COUNT(*) FROM verdicts WHERE reappraises IS NOT NULL") == 25
     flipped = doc["flipped"][0]
     assert scalar(archive, "SELECT reappraises FROM verdicts WHERE id = ?", (flipped["new_verdict_id"],)) == \
         flipped["baseline_verdict_id"]
     again = json.loads(run_cli("db", "reappraise", "--db", archive, *options, "--expect-measure", measure,
                                "--json").stdout)
     assert again["outcomes"]["fail"] == {"new": 0, "already_archived": 25} and again["flips"] == doc["flips"]
-    assert scalar(archive, "SELECT COUNT(*) FROM verdicts") == 52
+    assert scalar(archive, "SELECT COUNT(*) FROM verdicts") == 51
     text = run_cli("db", "reappraise", "--db", archive, *options, "--dry-run").output
-    assert "reappraise (dry run)" in text and scalar(archive, "SELECT COUNT(*) FROM verdicts") == 52
+    assert "reappraise (dry run)" in text and scalar(archive, "SELECT COUNT(*) FROM verdicts") == 51
     assert run_cli("db", "check", "--db", archive).exit_code == 0
 
 
@@ -176,10 +179,14 @@ def test_reappraise_dry_run_writes_nothing(run_cli, archive):
 
 
 def test_reappraise_with_policy(run_cli, archive):
-    """A chip denied by policy: its passing verdicts flip to fail (policy class); the policy hash is recorded."""
+    """A chip denied by policy: its passing verdicts flip to fail (policy class); the policy hash is recorded.
+    The measures are pinned: a policy accepts V1 decoded fields (the guest policy word) only when an
+    expectation pins the unsigned anonce."""
     chip = scalar(archive, "SELECT chip_id FROM verdicts WHERE outcome = 'pass' LIMIT 1")
     passing = scalar(archive, "SELECT COUNT(*) FROM verdicts WHERE chip_id = ? AND outcome = 'pass'", (chip,))
-    res = run_cli("db", "reappraise", "--db", archive, *corpus_options(archive), "--deny-chip", chip, "--json")
+    pins = [a for (m,) in rows(archive, "SELECT DISTINCT measure FROM reports WHERE measure IS NOT NULL")
+            for a in ("--expect-measure", m)]
+    res = run_cli("db", "reappraise", "--db", archive, *corpus_options(archive), *pins, "--deny-chip", chip, "--json")
     doc = json.loads(res.stdout)
     assert res.exit_code == 3  # the tampered report (signature) still outranks the policy failures
     assert doc["flips"] == [{"from": "pass", "to": "fail", "count": passing}]
@@ -222,3 +229,129 @@ def test_backup(run_cli, archive, tmp_path):
     assert run_cli("db", "check", "--db", copy).output == run_cli("db", "check", "--db", archive).output
     res = run_cli("db", "backup", copy, "--db", archive)
     assert res.exit_code == 7 and "already exists" in res.output
+
+
+def test_reappraise_carries_over_the_trust_settings(run_cli, archive, tmp_path):
+    """`db reappraise --policy new.toml` alone (the issue's example): the chain, certificate and trust-root
+    options of the stored verdicts carry over, so a chain failure stays a failure instead of turning into a
+    pass under settings that no longer check the chain."""
+    no_certs = tmp_path / "no-certs"
+    no_certs.mkdir()
+    (no_certs / "stranger.cert").write_bytes(report_bytes(7, chips=9))  # AUDITCHIP0007: no certificates for it
+    run_cli("audit", no_certs, *corpus_options(archive), "--db", archive)
+    stranger = scalar(archive, "SELECT failed_checks FROM verdicts WHERE path LIKE '%stranger.cert'")
+    assert "collateral" in stranger.split()
+    policy = tmp_path / "new.toml"
+    policy.write_text('version = 1\n[firmware]\nmin_api = "1.0"\n')
+    res = run_cli("db", "reappraise", "--db", archive, "--policy", policy, "--json")
+    doc = json.loads(res.stdout)
+    _, _, certs, _, root = corpus_options(archive)
+    assert doc["carried_over"] == ["--chain", f"--certs {certs}", f"--trust-root {root}"]
+    assert doc["weaker_than_stored"] == []
+    new = "FROM verdicts WHERE reappraises IS NOT NULL"
+    assert rows(archive, f"SELECT DISTINCT chain, trust_roots {new}") == rows(
+        archive, "SELECT DISTINCT chain, trust_roots FROM verdicts WHERE reappraises IS NULL")
+    assert "collateral" in scalar(archive, f"SELECT failed_checks {new} AND path LIKE '%stranger.cert'").split()
+    assert scalar(archive, f"SELECT COUNT(*) {new} AND failed_checks LIKE '%hsk.signature%'") == 0
+    text = run_cli("db", "reappraise", "--db", archive, "--policy", policy).output
+    assert f"carried over from the stored verdicts' settings: --chain, --certs {certs}, --trust-root {root}" in text
+
+
+def _counts(db):
+    return scalar(db, "SELECT COUNT(*) FROM verdicts"), scalar(db, "SELECT COUNT(*) FROM runs")
+
+
+def test_reappraise_refuses_weaker_settings(run_cli, archive, tmp_path):
+    before = _counts(archive)
+    other_root = SAMPLES / "other-root" / "test-root.cert"
+    res = run_cli("db", "reappraise", "--db", archive, "--trust-root", other_root)
+    assert res.exit_code == 2 and "trust root(s) of the baseline are no longer trusted" in res.output
+    assert "--weaker" in res.output and _counts(archive) == before
+    doc = json.loads(run_cli("db", "reappraise", "--db", archive, "--trust-root", other_root, "--weaker",
+                             "--dry-run", "--json").stdout)
+    assert "1 trust root(s) are trusted that the baseline did not trust" in doc["weaker_than_stored"]
+    res = run_cli("db", "reappraise", "--db", archive, "--no-chain", "--dry-run", "--json")
+    assert res.exit_code != 2  # an explicit --no-chain is consent enough for the chain
+    assert json.loads(res.stdout)["weaker_than_stored"] == ["the certificate chain is no longer checked (--no-chain)"]
+    policy = tmp_path / "p.toml"
+    policy.write_text('version = 1\n[firmware]\nmin_api = "1.0"\n')
+    run_cli("db", "reappraise", "--db", archive, "--policy", policy)
+    res = run_cli("db", "reappraise", "--db", archive, "--expect-mnonce", "00" * 16)
+    assert res.exit_code == 2 and "appraisal policy is no longer applied" in res.output
+
+
+def test_reappraise_without_recorded_options(run_cli, archive):
+    """Runs that did not record their options: only what the settings description holds carries over; the
+    trust-root file is not among it, and the dropped root is refused, not silently lost."""
+    conn = sqlite3.connect(archive)
+    conn.execute("UPDATE runs SET arguments = '{}'")
+    conn.commit()
+    conn.close()
+    res = run_cli("db", "reappraise", "--db", archive, "--expect-mnonce", "00" * 16)
+    assert res.exit_code == 2 and "no longer trusted" in res.output
+    root = corpus_options(archive)[-1]
+    res = run_cli("db", "reappraise", "--db", archive, "--expect-mnonce", "00" * 16, "--trust-root", root, "--json")
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 3 and doc["carried_over"][0] == "--chain"
+    assert doc["flips"] == [{"from": "pass", "to": "fail", "count": 24}]
+
+
+def test_reappraise_refuses_disagreeing_baselines(run_cli, archive, tmp_path):
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "x.cert").write_bytes(report_bytes(600, chips=3))
+    run_cli("audit", more, "--no-chain", "--db", archive)
+    res = run_cli("db", "reappraise", "--db", archive, "--expect-mnonce", "00" * 16)
+    assert res.exit_code == 2 and "disagree on --chain" in res.output
+
+
+def test_csv_export_is_spreadsheet_safe(run_cli, tmp_path):
+    """Chip ids come from the (unsigned) report: one that starts a formula is exported as text."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for i, chip in enumerate(("=1+2", "@SUM(A1)", "-3", "+4")):
+        (ev / f"r{i}.cert").write_bytes(report_bytes(i, chip_id=chip))
+    db = tmp_path / "a.db"
+    run_cli("audit", ev, "--no-chain", "--db", db)
+    run_cli("audit", SAMPLES / "v1-blanked.cert", *TRUST, "--db", db)
+    text = run_cli("db", "export", "--db", db, "--format", "csv", "-o", "-").stdout
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert {r["chain"] for r in table} == {"0", "1"}  # 0/1 as documented, not False/True
+    assert sorted(r["chip_id"] for r in table if r["chain"] == "0") == ["'+4", "'-3", "'=1+2", "'@SUM(A1)"]
+    from csvverify.export import _cell
+
+    assert [_cell(v) for v in ("=1+2", "+1", "-1", "@A", "\tx", "\rx", "/ok", 3, None)] == [
+        "'=1+2", "'+1", "'-1", "'@A", "'\tx", "'\rx", "/ok", 3, ""]
+
+
+def test_list_by_chip_and_outcome_uses_its_index(archive):
+    from csvverify.archive import Archive
+    from csvverify.archive_query import Filters
+
+    conn = Archive(archive, create=False).conn
+    where, args = Filters(chip="AUDITCHIP0001", outcome="fail").where()
+    plan = " ".join(str(r[-1]) for r in conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT v.id FROM verdicts v{where} ORDER BY v.id DESC LIMIT 20", args))
+    assert "verdicts_chip_outcome" in plan and "TEMP B-TREE" not in plan
+
+
+def test_db_head_and_expect_head(run_cli, archive):
+    res = run_cli("db", "head", "--db", archive)
+    head = res.stdout.strip()
+    assert res.exit_code == 0 and head == f"26:{scalar(archive, 'SELECT hash FROM verdicts WHERE id = 26')}"
+    doc = json.loads(run_cli("db", "head", "--db", archive, "--json").stdout)
+    assert doc["verdicts"] == 26 and doc["expect_head"] == head
+    assert run_cli("db", "check", "--db", archive, "--expect-head", head).exit_code == 0
+    res = run_cli("db", "check", "--db", archive, "--expect-head", "26:xyz")
+    assert res.exit_code == 2 and "not ID:HASH" in res.output
+    conn = sqlite3.connect(archive)
+    conn.execute("DELETE FROM checks WHERE verdict_id = 26")
+    conn.execute("DELETE FROM verdicts WHERE id = 26")
+    conn.execute("DELETE FROM chain_heads WHERE verdict_id = 26")
+    conn.execute("UPDATE runs SET new_verdicts = new_verdicts - 1")
+    conn.commit()
+    conn.close()
+    res = run_cli("db", "check", "--db", archive, "--expect-head", head)
+    assert res.exit_code == 3 and "the expected head is not in the verified chain" in res.output
+    res = run_cli("db", "head", "--db", archive)
+    assert res.exit_code == 3 and res.stdout == "" and "BROKEN" in res.stderr

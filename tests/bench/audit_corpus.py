@@ -2,6 +2,7 @@
 of the peak memory of a process tree.
 
 Corpora live under $CSVVERIFY_BENCH_DIR (default /tmp/csvverify-bench) and are reused between runs.
+The sampler never reaps the process it watches, so the caller can take its exact rusage with wait4.
 """
 
 import os
@@ -13,7 +14,12 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
-BENCH_DIR = Path(os.environ.get("CSVVERIFY_BENCH_DIR", "/tmp/csvverify-bench"))
+
+
+def bench_dir() -> Path:
+    """$CSVVERIFY_BENCH_DIR (default /tmp/csvverify-bench), read when needed (bench_audit --small sets it)."""
+    return Path(os.environ.get("CSVVERIFY_BENCH_DIR", "/tmp/csvverify-bench"))
+
 CHIPS = 20
 PER_DIR = 1000
 _FORGE = None
@@ -38,8 +44,8 @@ def _write(args):
 
 
 def corpus(count: int) -> Path:
-    """BENCH_DIR/corpus-<count>: reports/ (PER_DIR per folder), certs/<chip>/hsk_cek.cert, test-root.cert."""
-    root = BENCH_DIR / f"corpus-{count}"
+    """bench_dir()/corpus-<count>: reports/ (PER_DIR per folder), certs/<chip>/hsk_cek.cert, test-root.cert."""
+    root = bench_dir() / f"corpus-{count}"
     if (root / "complete").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -67,8 +73,11 @@ def audit_args(root: Path) -> list[str]:
 def large_archive(verdicts: int, chips: int = 1000) -> Path:
     """An archive with ``verdicts`` synthetic verdicts (one report each, every check row present) made with
     SQL at C speed. Hashes are placeholders: this archive serves query timing only."""
-    path = BENCH_DIR / f"archive-{verdicts}.db"
-    if path.exists() and (BENCH_DIR / f"archive-{verdicts}.complete").exists():
+    path = bench_dir() / f"archive-{verdicts}.db"
+    if path.exists() and (bench_dir() / f"archive-{verdicts}.complete").exists():
+        from csvverify.archive import Archive
+
+        Archive(path).close()  # a cached archive gets newer migrations (indexes) now, not inside a timing
         return path
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
@@ -107,7 +116,7 @@ def large_archive(verdicts: int, chips: int = 1000) -> Path:
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    (BENCH_DIR / f"archive-{verdicts}.complete").write_text("")
+    (bench_dir() / f"archive-{verdicts}.complete").write_text("")
     return path
 
 
@@ -163,8 +172,15 @@ class PeakRss:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _alive(self) -> bool:
+        """Still running, asked without reaping it (WNOWAIT): the caller's wait4 gets its rusage."""
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
+
     def _run(self):
-        while self.proc.poll() is None:
+        while self._alive():
             tree = [(self.proc.pid, None)] + _descendants(self.proc.pid)
             self.peak_pss_total = max(self.peak_pss_total, sum(_pss_kib(pid) for pid, _ in tree))
             for pid, parent in tree:

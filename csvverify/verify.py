@@ -375,20 +375,41 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
 
 
 def _chip_binding(b: VerdictBuilder, report: Report, collateral: Collateral | None, claims: Claims) -> None:
-    """The chip id in the report, in the envelope and the one the certificates were filed under must agree."""
-    named = [("report", report.chip_id)]
-    if claims.serial_number is not None:
-        named.append(("envelope serial_number", claims.serial_number))
-    if collateral is not None and collateral.chip_id is not None:
-        named.append(("certificate lookup", collateral.chip_id))
-    text = ", ".join(f"{who} {chip!r}" for who, chip in named)
-    if len(named) < 2:
-        b.add("chip.binding", SKIPPED, f"only the report names a chip ({report.chip_id!r}); no envelope serial "
-                                       "number or chip-keyed certificate lookup to compare it with")
-    elif len({chip for _, chip in named}) == 1:
-        b.add("chip.binding", PASS, f"chip ids agree: {text}")
-    else:
+    """Fails when any two of the chip ids named by the report, the envelope and the certificate lookup differ.
+    Passes only when this verifier found the certificates filed under the report's chip id and their CEK
+    signed this PEK; report and envelope alone are both the prover's claims, so agreeing is not enough."""
+    # The legacy serde shape has no chip id of its own: the report was rebuilt with serial_number in it.
+    copied = claims.pek_from_envelope and claims.serial_number is not None
+    named = [("report", report.chip_id, " (copied from the envelope's serial_number)" if copied else "")]
+    if claims.serial_number is not None and not copied:
+        named.append(("envelope serial_number", claims.serial_number, ""))
+    filed = collateral.chip_id if collateral is not None and not collateral.from_evidence else None
+    if filed is not None:
+        named.append(("certificates filed under", filed, f" ({collateral.hsk_source})"))
+    text = ", ".join(f"{who} {chip!r}{where}" for who, chip, where in named)
+    if len({chip for _, chip, _ in named}) > 1:
         b.add("chip.binding", FAIL, f"chip ids disagree: {text}")
+        return
+    claims_only = ("report and envelope agree, but both are the prover's claims" if len(named) > 1 else
+                   f"only the report names a chip ({text})")
+    if collateral is None:
+        b.add("chip.binding", SKIPPED, f"{claims_only}; no certificates were looked up by chip id (--chain not "
+                                       "requested)")
+    elif collateral.hsk is None or collateral.cek is None:
+        b.add("chip.binding", SKIPPED, f"{claims_only}; no certificates were found for this chip id")
+    elif collateral.from_evidence:
+        b.add("chip.binding", SKIPPED, f"{claims_only}; the certificates came from the evidence itself, not from a "
+                                       "lookup by chip id")
+    elif filed is None:
+        b.add("chip.binding", SKIPPED, f"{claims_only}; the certificates ({collateral.hsk_source}) were not filed "
+                                       "under a chip id, so nothing independent names the chip")
+    elif b.status("pek.signature") is not PASS:
+        status = b.status("pek.signature")
+        b.add("chip.binding", SKIPPED, f"chip ids agree ({text}), but the chain did not verify (pek.signature "
+                                       f"{status.value if status else 'not run'}), so these certificates are not "
+                                       "shown to belong to this report's PEK")
+    else:
+        b.add("chip.binding", PASS, f"chip ids agree: {text}; the CEK filed under it signed this report's PEK")
 
 
 def _claim_findings(b: VerdictBuilder, report: Report, collateral: Collateral | None, claims: Claims) -> None:
@@ -397,8 +418,10 @@ def _claim_findings(b: VerdictBuilder, report: Report, collateral: Collateral | 
                   "the HSK and CEK came from the evidence itself: even when they chain to the root, which chip "
                   "they belong to rests on the prover's word (no KDS lookup by this verifier)")
     if claims.pek_from_envelope:
+        chip = (" and its chip id only in serial_number (copied into the rebuilt report)"
+                if claims.serial_number is not None else "")
         b.finding("pek-from-envelope", "warning", f"the {claims.shape} carries the PEK only in its envelope "
-                                                  "(cert_chain.pek); the MAC over it is not available")
+                                                  f"(cert_chain.pek){chip}; the MAC over it is not available")
     elif claims.pek is not None and claims.pek != report.pek_raw:
         b.finding("envelope-pek-mismatch", "warning", "the envelope's cert_chain.pek differs from the PEK inside the "
                                                       "report; the report's own PEK was used")
@@ -427,6 +450,8 @@ def _policy(b: VerdictBuilder, report: Report, policy: Policy | None, chain: boo
                 b.add(cid, NA, "no policy given (--policy FILE or policy flags)")
         return
     chain_ids = _HSK_CHECKS + _CEK_CHECKS + ("pek.signature",)
+    binding = b.status("chip.binding")
+    # The expect.* checks ran before this: a passing one pins a V1 report's unsigned anonce.
     facts = Facts(
         report=report, chain_requested=chain,
         chain_verified=chain and all(b.status(cid) is PASS for cid in chain_ids),
@@ -436,6 +461,9 @@ def _policy(b: VerdictBuilder, report: Report, policy: Policy | None, chain: boo
         findings=frozenset(f.id for f in b.verdict.findings),
         overridden=frozenset(q for q, given in (("user_data", expect.user_data), ("mnonce", expect.mnonce),
                                                 ("measure", expect.measure)) if given),
+        expectations_passed=frozenset(q for q in ("user_data", "mnonce", "measure")
+                                      if b.status(f"expect.{q}") is PASS),
+        chip_binding=binding.value if binding else "not run",
     )
     evaluate(policy, facts, lambda cid, status, reason: b.add(cid, Status(status), reason))
     b.verdict.policy = policy.describe()
@@ -461,8 +489,15 @@ def _findings(b: VerdictBuilder, report: Report, chain: bool, expected_any: bool
     if implausible:
         b.finding("policy-fields-implausible", "warning", implausible)
     if chain:
-        how = ("the certificates came from the evidence itself, so nothing independent binds it"
-               if collateral is not None and collateral.from_evidence else
-               "it is bound only through the KDS lookup that returned this CEK")
+        if collateral is None or collateral.hsk is None:
+            how = "no certificates were found for it, so nothing binds it"
+        elif collateral.from_evidence:
+            how = "the certificates came from the evidence itself, so nothing independent binds it"
+        elif collateral.chip_id is not None:
+            how = (f"it is bound only by the chip id the certificates were filed under ({collateral.hsk_source}), "
+                   "as far as that filing is right (a KDS lookup by chip id, or whoever filed them)")
+        else:
+            how = (f"the certificates ({collateral.hsk_source}) were not found by chip id, so nothing binds it (the "
+                   "CEK names no chip)")
         b.finding("chip-id-unbound", "info", f"the chip id {report.chip_id!r} is outside every signature; {how}")
 

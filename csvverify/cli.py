@@ -53,10 +53,7 @@ class HexBytes(click.ParamType):
         if isinstance(value, bytes):
             return value
         if self.allow_file and value.startswith("@"):
-            try:
-                data = Path(value[1:]).read_bytes()
-            except OSError as exc:
-                self.fail(f"cannot read {value[1:]}: {exc.strerror}", param, ctx)
+            data = self._read_file(value[1:], param, ctx)
         else:
             text = value.strip().removeprefix("0x").replace(":", "").replace(" ", "")
             try:
@@ -69,6 +66,34 @@ class HexBytes(click.ParamType):
             if len(data) > self.max_size:
                 self.fail(f"{len(data)} bytes given, at most {self.max_size} allowed", param, ctx)
             data = data.ljust(self.max_size, b"\0")
+        return data
+
+    def _read_file(self, name: str, param, ctx) -> bytes:
+        """A small regular file, read no further than one byte past the limit (devices and FIFOs are refused)."""
+        import os
+        import stat
+
+        limit = self.size or self.max_size or 4096
+        fix = f"put the value (at most {limit} bytes) in a regular file, or give it as hex"
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not hang
+        except OSError as exc:
+            self.fail(f"cannot read {name}: {exc.strerror}", param, ctx)
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                        else "a device or socket")
+                self.fail(f"{name} is {kind}, not a regular file: {fix}", param, ctx)
+            data = os.read(fd, limit + 1)
+        except OSError as exc:
+            self.fail(f"cannot read {name}: {exc.strerror}", param, ctx)
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            self.fail(f"{name} is larger than {limit} bytes: {fix}", param, ctx)
+        if not data:
+            self.fail(f"{name} is empty: {fix}", param, ctx)
         return data
 
 
@@ -95,7 +120,8 @@ def chain_options(fn):
 def expectation_options(fn):
     decorators = [
         click.option("--expect-user-data", multiple=True, type=HexBytes(max_size=64, allow_file=True),
-                     help="Expected user data (≤ 64 bytes, zero-padded). Repeatable: any may match."),
+                     help="Expected user data (≤ 64 bytes, zero-padded): hex, or @FILE with the raw bytes "
+                          "(a regular file of at most 64 bytes). Repeatable: any may match."),
         click.option("--expect-mnonce", multiple=True, type=HexBytes(size=16),
                      help="Expected mnonce (16 bytes hex). Repeatable."),
         click.option("--expect-measure", multiple=True, type=HexBytes(size=32),
@@ -107,20 +133,25 @@ def expectation_options(fn):
 
 
 def policy_options(fn):
-    """--policy FILE and the flags that override its rules (the verdict records where each rule came from)."""
+    """--policy FILE and the flags applied on top of it: list flags add to the file's lists, the others replace
+    its rule (the verdict records where each rule came from)."""
     decorators = [
         click.option("--policy", "policy_file", type=click.Path(path_type=Path),
                      help="Appraisal policy (TOML, see `csvverify policy init`)."),
-        click.option("--as-of", help="Evaluate dated rules (chip deny lists) as of this date or time (default: now)."),
+        click.option("--as-of", help="Evaluate dated rules (chip deny lists) as of this date or time, UTC unless "
+                                     "an offset is given (default: now). Needs a policy."),
         click.option("--require-bit", multiple=True, type=click.Choice(POLICY_BIT_NAMES),
-                     help="Guest-policy bit that must be set (overrides the file). Repeatable."),
+                     help="Guest-policy bit that must be set (added to the file's list). Repeatable."),
         click.option("--forbid-bit", multiple=True, type=click.Choice(POLICY_BIT_NAMES),
-                     help="Guest-policy bit that must be clear (overrides the file). Repeatable."),
+                     help="Guest-policy bit that must be clear (added to the file's list). Repeatable."),
         click.option("--allow-debug/--no-allow-debug", default=None, help="Accept guests without NODBG (overrides the file)."),
         click.option("--min-api", help="Minimum platform firmware API, MAJOR.MINOR (overrides the file)."),
         click.option("--min-build", type=click.IntRange(0), help="Minimum firmware build, V2/V3 (overrides the file)."),
-        click.option("--allow-chip", multiple=True, help="Accept only these chip ids (overrides the file). Repeatable."),
-        click.option("--deny-chip", multiple=True, help="Deny these chip ids from now on (overrides the file). Repeatable."),
+        click.option("--allow-chip", multiple=True,
+                     help="Accept only these chip ids (replaces the file's allow list). Repeatable."),
+        click.option("--deny-chip", multiple=True,
+                     help="Deny these chip ids at any --as-of time, with no date (added to the file's deny list). "
+                          "Repeatable."),
         click.option("--require-chain", is_flag=True, default=None, help="Fail unless the chain verifies (overrides the file)."),
     ]
     for d in reversed(decorators):
@@ -133,36 +164,15 @@ POLICY_BIT_NAMES = ["NODBG", "NOKS", "ES", "NOSEND", "DOMAIN", "CSV", "CSV3", "A
 
 def build_policy(policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build, allow_chip, deny_chip,
                  require_chain):
-    """The effective policy: the file's rules with command-line overrides on top (None when neither)."""
-    from csvverify.policy import DenyEntry, Policy, PolicyError, load_policy, parse_api, to_utc
+    """The effective policy: the file's rules with the command-line flags applied (None when neither).
 
-    def usage(what):
-        return click.BadParameter(what)
+    Problems with the flags are UsageError (exit 2); problems in the file are PolicyError (exit 1)."""
+    from csvverify.policy import effective_policy, load_policy
 
-    policy = load_policy(policy_file) if policy_file else Policy()
-    overrides = [("guest_policy.require", tuple(require_bit) or None, "--require-bit"),
-                 ("guest_policy.forbid", tuple(forbid_bit) or None, "--forbid-bit"),
-                 ("guest_policy.allow_debug", allow_debug, "--allow-debug"),
-                 ("firmware.min_api", parse_api(min_api, usage) if min_api else None, "--min-api"),
-                 ("firmware.min_build", min_build, "--min-build"),
-                 ("chips.allow", tuple(allow_chip) or None, "--allow-chip"),
-                 ("chips.deny", tuple(DenyEntry(c, None, "--deny-chip") for c in deny_chip) or None, "--deny-chip"),
-                 ("require_chain", require_chain, "--require-chain")]
-    for name, value, flag in overrides:
-        if value is not None:
-            policy = policy.override(name, value, flag)
-    when = None
-    if as_of:
-        try:
-            when = to_utc(as_of, lambda what: PolicyError(f"--as-of {as_of!r}: {what}"))
-        except PolicyError as exc:
-            raise click.BadParameter(exc.message, param_hint="--as-of") from None
-    if not policy.rules and not policy_file:
-        return None
-    from dataclasses import replace
-    from datetime import datetime, timezone
-
-    return replace(policy, as_of=when or datetime.now(timezone.utc).replace(microsecond=0))
+    return effective_policy(load_policy(policy_file) if policy_file else None, as_of=as_of,
+                            require_bits=require_bit, forbid_bits=forbid_bit, allow_debug=allow_debug,
+                            min_api=min_api, min_build=min_build, allow_chips=allow_chip, deny_chips=deny_chip,
+                            require_chain=require_chain)
 
 
 def output_options(fn):
@@ -248,7 +258,10 @@ def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report
     if as_json:
         click.echo(verdicts_json(verdicts))
     if archive_verdicts:
-        _record_verdicts(db_path, appraiser, inputs, verdicts)
+        trust = dict(chain=chain, hsk_cek=hsk_cek, hsk=hsk, cek=cek, certs_dir=certs_dir, trust_roots=trust_roots,
+                     report_version=report_version, expect_user_data=expect_user_data,
+                     expect_mnonce=expect_mnonce, expect_measure=expect_measure)
+        _record_verdicts(db_path, appraiser, inputs, verdicts, trust, as_of_given=as_of is not None)
     ctx.exit(int(worst(v.exit_class for v in verdicts)))
 
 
@@ -285,22 +298,41 @@ def certs():
     csvverify certs show hsk_cek.cert
     csvverify certs export bundle.tar
     csvverify certs fetch --chip-id NZA9T14052605
+    csvverify certs remove 3f2a9c01 [--chip-id NZA9T14052605]
     """
 
 
-def _import_summary(result, as_json: bool) -> int:
+def _standing_text(store, entry, roots) -> str:
+    standing = store.standing(entry, roots)
+    if standing == "UNTRUSTED":
+        return "UNTRUSTED (kept, never used)"
+    if standing.startswith("verified only with --trust-root"):
+        return standing + " (not stored: verify needs it too, or `certs import --root` it)"
+    return "verified" if standing == "trusted" else standing
+
+
+def _import_summary(result, as_json: bool, store) -> int:
     from dataclasses import asdict
 
+    roots = store.trust_roots()
     if as_json:
-        click.echo(json.dumps({"imported": [asdict(e) for e in result.imported],
-                               "unchanged": [asdict(e) for e in result.unchanged],
+        def listed(entries):
+            return [asdict(e) | {"standing": store.standing(e, roots)} for e in entries]
+
+        click.echo(json.dumps({"imported": listed(result.imported), "upgraded": listed(result.upgraded),
+                               "unchanged": listed(result.unchanged), "notes": result.notes,
                                "refused": [{"what": w, "why": y} for w, y in result.refused]}, indent=2))
     else:
-        for e in result.imported:
-            trust = "UNTRUSTED (kept, never used)" if e.untrusted else "verified"
-            click.echo(f"imported: {e.kind} chip {e.chip_id or '-'} sha256 {e.sha256[:16]}… {trust}  from {e.source}")
+        for label, entries in (("imported", result.imported), ("upgraded (was UNTRUSTED)", result.upgraded)):
+            for e in entries:
+                chip = f" (chip id from {e.chip_from})" if e.chip_from and e.chip_from.startswith("the file's") else ""
+                click.echo(f"{label}: {e.kind} chip {e.chip_id or '-'}{chip} sha256 {e.sha256[:16]}… "
+                           f"{_standing_text(store, e, roots)}  from {e.source}")
         for e in result.unchanged:
-            click.echo(f"already stored: {e.kind} chip {e.chip_id or '-'} sha256 {e.sha256[:16]}…")
+            click.echo(f"already stored: {e.kind} chip {e.chip_id or '-'} sha256 {e.sha256[:16]}… "
+                       f"{_standing_text(store, e, roots)}")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
         for what, why in result.refused:
             click.echo(f"refused: {what}: {why}", err=True)
     return 1 if result.refused else 0
@@ -308,8 +340,10 @@ def _import_summary(result, as_json: bool) -> int:
 
 @certs.command(name="import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--chip-id", help="File the collateral under this chip id (default: from a <chip>/hsk_cek.cert path).")
-@click.option("--root", "as_root", is_flag=True, help="The file is a self-signed root to trust explicitly from now on.")
+@click.option("--chip-id", help="File the collateral under this chip id (default: from a <chip>/hsk_cek.cert or "
+                                "<chip>_hsk_cek.cert path).")
+@click.option("--root", "as_root", is_flag=True,
+              help="Trust the file as a self-signed root from now on; with a bundle, import its roots too.")
 @click.option("--untrusted", is_flag=True, help="Keep collateral that does not chain to a trusted root (never used).")
 @click.option("--trust-root", "trust_roots", multiple=True, type=click.Path(path_type=Path),
               help="Check the collateral against this extra root too (it is not stored).")
@@ -317,18 +351,22 @@ def _import_summary(result, as_json: bool) -> int:
 @click.pass_context
 @translate_errors
 def certs_import(ctx, paths, chip_id, as_root, untrusted, trust_roots, as_json):
-    """Import hsk_cek.cert files, directories of them, or a bundle; every certificate is verified."""
-    from csvverify.store import CertStore, ImportResult
+    """Import hsk_cek.cert files, directories of them, or a bundle; every certificate is verified.
 
+    The chip id comes from --chip-id, else from a <chip>/hsk_cek.cert or <chip>_hsk_cek.cert path;
+    otherwise the collateral is filed without one (the CEK names no chip). A bundle's roots are
+    imported only with --root. Importing again what is stored UNTRUSTED upgrades it once it verifies.
+    """
+    from csvverify.store import CertStore, ImportResult, check_chip_id
+
+    if chip_id is not None:
+        check_chip_id(chip_id)
     store = CertStore()
     result = ImportResult()
     for path in paths:
-        part = store.import_path(path, _roots(trust_roots, store), chip_id=chip_id, untrusted=untrusted,
-                                 as_root=as_root)
-        result.imported += part.imported
-        result.unchanged += part.unchanged
-        result.refused += part.refused
-    ctx.exit(_import_summary(result, as_json))
+        result.merge(store.import_path(path, _roots(trust_roots, store), chip_id=chip_id, untrusted=untrusted,
+                                       as_root=as_root))
+    ctx.exit(_import_summary(result, as_json, store))
 
 
 def _roots(trust_roots, store):
@@ -352,16 +390,18 @@ def certs_list(as_json):
 
     store = CertStore()
     entries = store.entries()
+    roots = store.trust_roots()
     if as_json:
         click.echo(json.dumps({"schema": SCHEMA, "store": str(store.dir),
-                               "entries": [asdict(e) | {"trusted": e.trusted} for e in entries]}, indent=2))
+                               "entries": [asdict(e) | {"trusted": e.trusted, "standing": store.standing(e, roots)}
+                                           for e in entries]}, indent=2))
         return
     if not entries:
         click.echo(f"the trust store at {store.dir} is empty")
         return
     for e in entries:
-        state = "trusted" if e.trusted else ("UNTRUSTED" if e.untrusted else "FAILED CHECK")
-        click.echo(f"{e.kind:<8} {e.chip_id or '-':<18} {e.sha256[:16]}…  {state:<9} {e.imported_at}  {e.source}")
+        click.echo(f"{e.kind:<8} {e.chip_id or '-':<18} {e.sha256[:16]}…  {store.standing(e, roots):<12} "
+                   f"{e.imported_at}  {e.source}")
 
 
 @certs.command(name="show")
@@ -395,7 +435,8 @@ def certs_export(out):
 @click.option("--chip-id", required=True, help="The chip id (serial number) printed by `csvverify show`.")
 @click.option("--kds-url", envvar="CSVVERIFY_KDS_URL", default="https://cert.hygon.cn", show_default=True,
               help="Base URL of the Hygon KDS (env CSVVERIFY_KDS_URL).")
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per attempt.")
+@click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=10.0, show_default=True,
+              help="Seconds per attempt: connecting, waiting and downloading together.")
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True, help="Retries after the first attempt.")
 @click.option("--trust-root", "trust_roots", multiple=True, type=click.Path(path_type=Path),
               help="Also accept this root when checking the download.")
@@ -403,18 +444,35 @@ def certs_export(out):
 @translate_errors
 def certs_fetch(ctx, chip_id, kds_url, timeout, retries, trust_roots):
     """Download HSK/CEK for a chip from the Hygon KDS, verify it, and store it. The only networked command."""
-    from csvverify.kds import fetch_hsk_cek
-    from csvverify.store import CertStore
+    from csvverify.kds import check_base_url, fetch_hsk_cek
+    from csvverify.store import CertStore, check_chip_id
 
+    check_chip_id(chip_id)
+    check_base_url(kds_url)
     store = CertStore()
     roots = _roots(trust_roots, store)
     data, url = fetch_hsk_cek(chip_id, kds_url, timeout=timeout, retries=retries)
-    result = store.add_hsk_cek(data, f"url {url}", chip_id, roots)
+    result = store.add_hsk_cek(data, f"url {url}", chip_id, roots, chip_from="the KDS request (snumber)")
     if result.refused:
         for _, why in result.refused:
             click.echo(f"Error: the KDS answer for chip {chip_id} was not stored: {why}", err=True)
         ctx.exit(4)
-    _import_summary(result, False)
+    _import_summary(result, False, store)
+
+
+@certs.command(name="remove")
+@click.argument("sha256_prefix", required=False)
+@click.option("--chip-id", help="Only entries filed under this chip id (alone: all of them).")
+@translate_errors
+def certs_remove(sha256_prefix, chip_id):
+    """Remove store entries by sha256 prefix (as `certs list` shows it) and/or chip id.
+
+    A removed root is no longer trusted; a certificate file no entry uses any more is deleted.
+    """
+    from csvverify.store import CertStore
+
+    for e in CertStore().remove(sha256_prefix, chip_id):
+        click.echo(f"removed: {e.kind} chip {e.chip_id or '-'} sha256 {e.sha256[:16]}…  from {e.source}")
 
 
 @cli.group()
@@ -472,31 +530,52 @@ def policy_show(path, as_json):
 # -- digest: the expected launch digest (docs/digest.md) --
 
 DIGEST_PROGRESS_MIN_BYTES = 128 << 20  # show a progress bar on a terminal above this much input
+DIGEST_PROGRESS_UNSIZED_STEP = 32 << 20  # redraw the byte count this often when the total is unknown
 
 
 class _DigestProgressBar:
-    """A click progress bar on stderr, created on the first callback if the inputs are large."""
+    """A click progress bar on stderr, created on the first callback if the inputs are large.
+
+    With a pipe or device among the inputs the total is unknown (None): on a terminal it then shows
+    the bytes read so far, once they pass DIGEST_PROGRESS_MIN_BYTES.
+    """
 
     def __init__(self):
         self.bar = None
-        self.shown = 0
+        self.shown = self.done = 0
         self.enabled = None
 
     def __call__(self, done, total):
         import sys
 
         if self.enabled is None:
-            self.enabled = total >= DIGEST_PROGRESS_MIN_BYTES and sys.stderr.isatty()
-            if self.enabled:
+            self.enabled = sys.stderr.isatty() and (total is None or total >= DIGEST_PROGRESS_MIN_BYTES)
+            if self.enabled and total is not None:
                 self.bar = click.progressbar(length=total, label="hashing", file=sys.stderr)
                 self.bar.__enter__()
-        if self.enabled:
+        if not self.enabled:
+            return
+        self.done = done
+        if self.bar is not None:
             self.bar.update(done - self.shown)
             self.shown = done
+        elif done >= DIGEST_PROGRESS_MIN_BYTES and done - self.shown >= DIGEST_PROGRESS_UNSIZED_STEP:
+            self._count(done)
+
+    def _count(self, done):
+        import sys
+
+        click.echo(f"\rhashing: {done >> 20} MiB read (a pipe or device: total unknown)", file=sys.stderr, nl=False)
+        self.shown = done
 
     def close(self):
+        import sys
+
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+        elif self.shown:
+            self._count(self.done)
+            click.echo("", file=sys.stderr)  # end the byte-count line
 
 
 @cli.command()
@@ -555,6 +634,10 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
         raise UsageError("--label names the --emit-policy entry; add --emit-policy")
     if emit_policy and fmt == "json":
         raise UsageError("--emit-policy prints TOML; drop --format json")
+    if emit_policy and algorithm != "sm3":
+        raise UsageError(f"--emit-policy writes a CSV allowlist entry, but --algorithm {algorithm} gives an "
+                         f"AMD SEV digest, which no CSV report carries",
+                         "drop --algorithm sha256 (it is for cross-checking SEV tools)")
     # os.fsencode gives back the exact argv bytes, even when they are not valid UTF-8.
     cmdline = dg.read_cmdline_file(cmdline_file) if cmdline_file is not None else (
         None if cmdline is None else os.fsencode(cmdline))
@@ -580,7 +663,7 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
     finally:
         progress.close()
 
-    for warning in result.warnings:
+    for warning in result.warnings + tuple(dg.policy_warnings(result) if emit_policy else ()):
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(json.dumps(dg.as_dict(result, match), indent=2))
@@ -632,17 +715,22 @@ def _archive(db_path, create: bool = True):
     return Archive(db_path, create=create)
 
 
-def _record_verdicts(db_path, appraiser, inputs, verdicts) -> None:
-    """verify --archive: one run, one new verdict per input (an explicit verification is always recorded)."""
+def _record_verdicts(db_path, appraiser, inputs, verdicts, trust: dict, as_of_given: bool) -> None:
+    """verify --archive: one run, one new verdict per input (an explicit verification is always recorded).
+    ``trust``: the chain, certificate, trust-root and expectation options, recorded for re-appraisal."""
+    import os
+
     from csvverify.archive import STDIN, appraisal, display_path
     from csvverify.audit import context, settings_fingerprint
+    from csvverify.carryover import recorded_options
     from csvverify.errors import InputError
     from csvverify.hashing import sha256
     from csvverify.inputs import read_input
 
     archive = _archive(db_path)
-    settings_sha, description = settings_fingerprint(appraiser)
-    run_id = archive.start_run("verify", settings_sha, description, {"inputs": [display_path(p) for p in inputs]})
+    settings_sha, description = settings_fingerprint(appraiser, as_of_given)
+    run_id = archive.start_run("verify", settings_sha, description, {"inputs": [display_path(p) for p in inputs],
+                                                                     "options": recorded_options(trust)})
     ctx = context(appraiser, run_id, settings_sha)
     items = []
     for path, verdict in zip(inputs, verdicts):
@@ -655,7 +743,7 @@ def _record_verdicts(db_path, appraiser, inputs, verdicts) -> None:
             if data is not None and sha256(data).hex() != verdict.sha256:
                 click.echo(f"warning: {path} changed after verification; its bytes are not archived", err=True)
                 data = None
-        items.append(appraisal(verdict, ctx, STDIN if path == "-" else display_path(path), data))
+        items.append(appraisal(verdict, ctx, STDIN if path == "-" else display_path(os.path.abspath(path)), data))
     stored = archive.store(items, settings_sha, run_id, force=True)
     ids = [str(r) for r in stored if isinstance(r, int)]  # the same bytes twice in one command: one verdict
     archive.finish_run(run_id, len(items), len(ids), len(stored) - len(ids))
@@ -731,6 +819,7 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
     """
     from csvverify import audit as batch
     from csvverify.appraise import Appraiser
+    from csvverify.carryover import TRUST, recorded_options
     from csvverify.errors import UsageError
 
     if "-" in paths:
@@ -741,7 +830,9 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
     progress = _Progress("auditing", lambda: batch.count_inputs(paths, recursive, pattern))
     try:
         summary = batch.audit(archive, list(paths), settings, recursive=recursive, pattern=pattern, jobs=jobs,
-                              force=force, progress=progress, appraiser=appraiser)
+                              force=force, progress=progress, appraiser=appraiser,
+                              options=recorded_options({k: appraisal_options[k] for k in TRUST}),
+                              as_of_given=appraisal_options["as_of"] is not None)
     finally:
         progress.close()
     _show_summary(ctx, summary, as_json, "audit")
@@ -757,7 +848,8 @@ def db():
     csvverify db show 42
     csvverify db export --format csv|json|jsonl|html -o out
     csvverify db check
-    csvverify db reappraise --chain --certs DIR --policy new.toml
+    csvverify db head
+    csvverify db reappraise --policy new.toml
     csvverify db duplicates
     csvverify db backup copy.db
     """
@@ -804,7 +896,7 @@ def _filters(chip, outcome, check_id, since):
     from csvverify.archive import parse_since
     from csvverify.archive_query import Filters
 
-    return Filters(chip=chip, outcome=outcome, check=check_id, since=parse_since(since) if since else None)
+    return Filters(chip=chip, outcome=outcome, check=check_id, since=parse_since(since) if since is not None else None)
 
 
 @db.command(name="list")
@@ -871,16 +963,19 @@ def db_export(db_path, fmt, out, chip, outcome, check_id, since):
 
 @db.command(name="check")
 @db_option
-@click.option("--expect-head", metavar="HASH", help="A head hash recorded earlier (db status) that must still be in the chain.")
+@click.option("--expect-head", metavar="ID:HASH",
+              help="A head recorded earlier (`db head`): fails unless the chain still holds that verdict with that "
+                   "hash, so a cut tail or a rewritten history shows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 @translate_errors
 def db_check(ctx, db_path, expect_head, as_json):
-    """Is the history intact? Recomputes the hash chain over every verdict and its checks.
+    """Is the history intact? Recomputes the hash chain over every verdict, its checks and its report
+    row, and cross-checks reports, settings, runs and paths (docs/archive.md).
 
     \b
     Exit: 0 intact, 3 broken (the first broken link is named, with the change it implies:
-    edit, deletion or insertion), 7 the archive cannot be used.
+    edit, deletion or insertion), 2 a malformed --expect-head, 7 the archive cannot be used.
     """
     from csvverify.archive_render import check_text
     from csvverify.chaincheck import check_archive
@@ -891,29 +986,77 @@ def db_check(ctx, db_path, expect_head, as_json):
     ctx.exit(0 if report.ok else 3)
 
 
+@db.command(name="head")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema csvverify/archive-head/v1).")
+@click.pass_context
+@translate_errors
+def db_head(ctx, db_path, as_json):
+    """Check the archive, then print its head as ID:HASH for an auditor to record elsewhere.
+
+    Later, `db check --expect-head ID:HASH` proves every verdict up to that one is still there,
+    unchanged. Exit: 0, or 3 (nothing printed on stdout) when the archive is not intact.
+    """
+    from csvverify.archive_render import check_text, head_line
+    from csvverify.chaincheck import check_archive
+
+    archive = _archive(db_path, create=False)
+    report = check_archive(archive.conn)
+    if not report.ok:
+        click.echo(check_text(report), err=True)
+        ctx.exit(3)
+    if as_json:
+        click.echo(json.dumps({"schema": "csvverify/archive-head/v1", "verdicts": report.verdicts,
+                               "verdict_id": report.head_id or 0, "hash": report.head_hash,
+                               "expect_head": head_line(report)}, indent=2))
+    else:
+        click.echo(head_line(report))
+
+
 @db.command(name="reappraise")
 @batch_options
 @click.option("--dry-run", is_flag=True, help="Show the flips without storing the new verdicts.")
+@click.option("--weaker", is_flag=True,
+              help="Re-appraise even when the new settings check less than the stored verdicts' (chain, trust "
+                   "roots, expectations, policy).")
 @chain_options
 @expectation_options
 @policy_options
 @click.pass_context
 @translate_errors
-def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, **appraisal_options):
+def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, weaker, **appraisal_options):
     """Verify every archived report again under new settings and show which verdicts flip.
 
+    The chain, certificate, trust-root, expectation and report-version options of the stored
+    verdicts carry over unless given; the output says what was carried over. Settings that check
+    less than the stored ones are refused (exit 2) unless --weaker (or, for the chain, --no-chain).
     New verdicts are added (each names the verdict it re-appraises); nothing stored is changed.
     Reports already re-appraised under these settings are not verified again (unless --force).
     Exit: the worst class of the new verdicts, as for audit.
     """
     from csvverify import audit as batch
+    from csvverify import carryover
+    from csvverify.errors import CsvVerifyError, UsageError
 
-    settings = _settings(**appraisal_options)
     archive = _archive(db_path, create=False)
+    explicit = {k: appraisal_options[k] for k in carryover.TRUST if carryover.given(appraisal_options[k])}
+    baselines = carryover.baselines(archive.conn)
+    merged, carried = carryover.carry_over(explicit, baselines)
+    options = {**appraisal_options, **merged}
+    try:
+        settings = _settings(**options)
+    except CsvVerifyError as exc:
+        if not carried:
+            raise
+        raise UsageError(f"the options carried over from the stored verdicts ({', '.join(carried)}) cannot be used: "
+                         f"{exc.message}", hint="give the chain, trust-root and expectation options explicitly") from None
     progress = _Progress("re-appraising",
                          lambda: archive.conn.execute("SELECT COUNT(*) FROM reports WHERE bytes IS NOT NULL").fetchone()[0])
     try:
-        summary = batch.reappraise(archive, settings, jobs=jobs, force=force, dry_run=dry_run, progress=progress)
+        summary = batch.reappraise(archive, settings, jobs=jobs, force=force, dry_run=dry_run, progress=progress,
+                                   baselines=baselines, explicit=explicit, carried=carried, weaker=weaker,
+                                   options=carryover.recorded_options({k: options[k] for k in carryover.TRUST}),
+                                   as_of_given=appraisal_options["as_of"] is not None)
     finally:
         progress.close()
     _show_summary(ctx, summary, as_json, "reappraise" + (" (dry run)" if dry_run else ""))

@@ -21,7 +21,9 @@ class CliError(click.ClickException):
     """A library error shown as ``Error: message`` plus its hint, with the error's own exit class."""
 
     def __init__(self, error: CsvVerifyError):
-        super().__init__(error.diagnostics())
+        from csvverify.render import printable  # messages quote file names and input text
+
+        super().__init__("\n".join(printable(line) for line in error.diagnostics().split("\n")))
         self.exit_code = error.exit_code
 
 

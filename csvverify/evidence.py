@@ -18,7 +18,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from csvverify.certs import CSV_CERT_SIZE, HSK_CEK_SIZE, ROOT_CERT_SIZE
+from csvverify.certs import CSV_CERT_SIZE, HSK_CEK_SIZE, ROOT_CERT_SIZE, ascii_text
 from csvverify.errors import InputError
 from csvverify.report import EXT_MAGIC, PAGE_SIZE, V1_SIZE
 
@@ -175,9 +175,9 @@ def _serial(reader: _Reader, doc: dict) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.split("\0")[0]
+        return ascii_text(value.split("\0")[0].encode("utf-8", "backslashreplace"))
     raw = reader.byte_array(doc, "serial_number", None)
-    return raw.split(b"\0")[0].decode("ascii", "backslashreplace")
+    return ascii_text(raw.split(b"\0")[0])  # escaped as the report's own chip id is, so the two compare
 
 
 def _chain(reader: _Reader, doc: dict) -> tuple[bytes | None, bytes | None]:

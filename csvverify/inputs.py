@@ -87,7 +87,7 @@ def _check_read(data: bytes, name: str) -> bytes:
 
 def decode_container(data: bytes, source: str) -> Evidence:
     """Recognise the container by content; text (hex or base64) is decoded once, then must be binary."""
-    if data.lstrip()[:1] == b"{" and (len(data) not in _BINARY_SIZES or _looks_textual(data)):
+    if data.lstrip()[:1] in (b"{", b"[") and (len(data) not in _BINARY_SIZES or _looks_textual(data)):
         report, version, how, envelope = decode_json(bytes(data), source)
         if len(report) not in (V1_SIZE, EXT_SIZE, PAGE_SIZE):
             raise InputError(f"{source}: the report inside the JSON is {len(report)} bytes, not a report size")

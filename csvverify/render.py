@@ -176,7 +176,7 @@ def certificate_report(data: bytes, name: str, roots, as_json: bool) -> str:
     if len(data) == ROOT_CERT_SIZE:
         cert = parse_root_cert(data, name)
         rows += _root_rows(cert, "cert")
-        rows.append(("fingerprint", key_fingerprint(cert.key, cert.uid)))
+        rows.append(("fingerprint", key_fingerprint(cert.key, cert.uid, name)))
         if cert.key_id == cert.certifying_id:
             problems = self_signed_root_problems(cert)
             verdict = ("the pinned Hygon root key" if is_pinned(cert) and not problems else

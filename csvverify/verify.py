@@ -174,8 +174,10 @@ def _missing_collateral(b: VerdictBuilder, chip_id: str, collateral: Collateral 
     what = " and ".join(missing) + (" certificates" if len(missing) > 1 else " certificate")
     b.add("collateral", FAIL, f"no {what} for chip {chip}{looked}")
     url = KDS_HSK_CEK_URL.format(chip_id=quote(chip_id, safe=""))
-    b.verdict.hint = (f"download {url} on a connected machine and pass it with --hsk-cek FILE, or place it at "
-                      f"DIR/{chip}/hsk_cek.cert and use --certs DIR")
+    b.verdict.hint = (f"download {url} on a connected machine (or run `csvverify certs fetch --chip-id {chip}` "
+                      f"where the KDS is reachable) and import it with `csvverify certs import FILE --chip-id "
+                      f"{chip}`; or pass it with --hsk-cek FILE, or place it at DIR/{chip}/hsk_cek.cert and use "
+                      "--certs DIR")
     skipped = (_HSK_CHECKS if "HSK" in missing else ()) + (_CEK_CHECKS if "CEK" in missing else ())
     for cid in skipped:
         b.add(cid, SKIPPED, f"not run: no {what}")

@@ -203,8 +203,8 @@ def test_usage_and_archive_errors(run_cli, corpus, tmp_path):
     res = run_cli("audit", corpus.reports, "--db", tmp_path)
     assert res.exit_code == 7 and "is a directory" in res.output and "Traceback" not in res.output
     res = run_cli("audit", corpus.reports, "--hsk", corpus.trust_root, "--db", tmp_path / "bad.db")
-    # a usage error (2) or a collateral error (4), depending on where the collateral options are checked
-    assert res.exit_code in (2, 4) and "--hsk and --cek must be given together" in res.output
+    # option conflicts are usage errors, found before the archive is created
+    assert res.exit_code == 2 and "--hsk and --cek must be given together" in res.output
     assert not (tmp_path / "bad.db").exists()
     res = run_cli("audit", tmp_path / "missing", *corpus.options, "--db", tmp_path / "a.db")
     assert res.exit_code == 1 and "no such file" in scalar(tmp_path / "a.db", "SELECT text FROM reasons "

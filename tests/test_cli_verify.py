@@ -122,6 +122,14 @@ def test_bad_collateral_and_trust_root_files(run_cli, tmp_path):
     assert res.exit_code == 1 and "not usable as a trust root" in res.output
 
 
+def test_error_messages_escape_control_characters(run_cli, tmp_path):
+    bad = tmp_path / "root\x1b[2J\r.cert"  # a file name that would clear the terminal
+    bad.write_bytes(b"x" * 10)
+    res = run_cli(SAMPLES / "v1-good.cert", "--trust-root", bad)
+    assert res.exit_code == 1 and "\x1b" not in res.output and "\r" not in res.output
+    assert "root\\x1b[2J\\x0d.cert" in res.output
+
+
 def test_expect_user_data_from_file(run_cli, tmp_path):
     f = tmp_path / "challenge.bin"
     f.write_bytes(b"sample user data")

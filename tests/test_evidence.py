@@ -258,7 +258,6 @@ def test_top_level_array_is_named(forge):
         decode_json(b"[1, 2]", "ev.json")
 
 
-@pytest.mark.xfail(strict=True, reason="inputs.decode_container sends only '{' to the JSON reader (fix reported)")
 def test_top_level_array_through_the_container_detection():
     with pytest.raises(InputError, match="expected a JSON object"):
         decode_container(b"[1, 2]", "ev.json")

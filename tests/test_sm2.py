@@ -196,20 +196,17 @@ def test_za_of_each_real_key_matches_the_spec_independently(real_dir):
             "HSK": "8badeef652321cc6f76982ee97fbfa885f5aead439c6578d50af2a78d7caab0f",
             "CEK": "00a33bb3680bc43ff2a7b93e145d2168e59226ee3c41c7cc4b627e415b238169",
             "PEK": "33a115cdbeb49c6b00d51ec0548401b345a7ebb464891d8dca6713f6e63c7ab3"}
-    root_style = {name: (real_dir / f"{name.lower()}.cert").read_bytes() for name in ("HRK", "HSK")}
     pek = parse_report((real_dir / "report.cert").read_bytes()).pek_raw
-    csv_style = {"CEK": (real_dir / "cek.cert").read_bytes(), "PEK": pek}
-    for name, raw in root_style.items():
-        uid = raw[214:214 + int.from_bytes(raw[212:214], "little")]
+    # (bytes, uid_len offset, qx offset, parser): root-style certificates (§8.1) and CSV certificates (§8.2)
+    certs = {"HRK": ((real_dir / "hrk.cert").read_bytes(), 212, 68, parse_root_cert),
+             "HSK": ((real_dir / "hsk.cert").read_bytes(), 212, 68, parse_root_cert),
+             "CEK": ((real_dir / "cek.cert").read_bytes(), 164, 20, parse_csv_cert),
+             "PEK": (pek, 164, 20, parse_csv_cert)}
+    for name, (raw, uid_at, x_at, parse) in certs.items():
+        uid = raw[uid_at + 2:uid_at + 2 + int.from_bytes(raw[uid_at:uid_at + 2], "little")]
         assert uid == f"HYGON-SSD-{name}".encode()
-        assert _independent_za(uid, raw[68:140], raw[140:212]) == spec[name], name
-        cert = parse_root_cert(raw)
-        assert sm2.za(cert.uid, cert.key).hex() == spec[name], name
-    for name, raw in csv_style.items():
-        uid = raw[166:166 + int.from_bytes(raw[164:166], "little")]
-        assert uid == f"HYGON-SSD-{name}".encode()
-        assert _independent_za(uid, raw[20:92], raw[92:164]) == spec[name], name
-        cert = parse_csv_cert(raw)
+        assert _independent_za(uid, raw[x_at:x_at + 72], raw[x_at + 72:x_at + 144]) == spec[name], name
+        cert = parse(raw)
         assert sm2.za(cert.uid, cert.key).hex() == spec[name], name
 
 

@@ -4,7 +4,9 @@ Only public data passes through here, so plain (not constant-time) arithmetic is
 * Jacobian coordinates with the a = -3 doubling formula and mixed Jacobian+affine additions;
 * a fixed-base table for G (signed windows: s*G costs additions only, no doublings);
 * a small cache of per-key tables: odd multiples for width-5 wNAF, upgraded to a fixed-base table
-  once a key has been used often (the HRK, HSK and CEKs recur in every chain of a batch);
+  once a key has been used a few times (the PEK of a chip recurs in every report of a batch); tables are
+  built in affine coordinates with one shared inversion per step;
+* keys that passed validation are remembered (the check is repeated for any other key);
 * gmpy2 integers when gmpy2 is installed (set CSVVERIFY_NO_GMPY2=1 to measure without it).
 
 Signing (``sign``) exists for the test forge's bulk mode and takes an explicit nonce k.
@@ -111,29 +113,72 @@ def _to_affine_many(points):
     return out
 
 
+def _inverses(values):
+    """Modular inverses of many non-zero field elements for the price of one (Montgomery's trick)."""
+    p = P
+    prefix = []
+    acc = _num(1)
+    for v in values:
+        prefix.append(acc)
+        acc = acc * v % p
+    inv = _num(pow(int(acc), -1, int(p)))  # ValueError if any value is zero: never a wrong table
+    out = [None] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = inv * prefix[i] % p
+        inv = inv * values[i] % p
+    return out
+
+
+def _multiples(bases, count):
+    """[[B, 2B, ..., count*B] for each affine B] in affine coordinates, all rows stepped together so that each
+    step costs one shared inversion. For a point of prime order n (every point on this curve but infinity)
+    j*B + B never meets -B or B for 2 <= j < count << n, so no step divides by zero."""
+    p = P
+    xs = [b[0] for b in bases]
+    ys = [b[1] for b in bases]
+    rows = [[b] for b in bases]
+    if count < 2:
+        return rows
+    # 2B by the affine doubling: lambda = (3x^2 + a) / 2y with a = -3.
+    cur = []
+    for (x, y), inv in zip(bases, _inverses([2 * y % p for y in ys])):
+        lam = 3 * (x * x - 1) * inv % p
+        x3 = (lam * lam - 2 * x) % p
+        cur.append((x3, (lam * (x - x3) - y) % p))
+    for row, pt in zip(rows, cur):
+        row.append(pt)
+    for _ in range(count - 2):
+        invs = _inverses([(bx - cx) % p for bx, (cx, _) in zip(xs, cur)])
+        nxt = []
+        for bx, by, (cx, cy), inv in zip(xs, ys, cur, invs):
+            lam = (by - cy) * inv % p
+            x3 = (lam * lam - cx - bx) % p
+            nxt.append((x3, (lam * (cx - x3) - cy) % p))
+        for row, pt in zip(rows, nxt):
+            row.append(pt)
+        cur = nxt
+    return rows
+
+
 class _FixedBase:
-    """k*Q by signed fixed windows: k = sum d_i * 2^(W*i) with |d_i| <= 2^(W-1); additions only."""
+    """k*Q by signed fixed windows: k = sum d_i * 2^(W*i) with |d_i| <= 2^(W-1); additions only.
+    Row i of the table holds d*2^(W*i)*Q for d = 1..2^(W-1) (affine; a negative digit negates y)."""
 
-    W = 6
-
-    def __init__(self, x, y):
-        w, half = self.W, 1 << (self.W - 1)
+    def __init__(self, x, y, w: int = 6):
+        self.w = w
+        half = 1 << (w - 1)
         self.windows = (256 + w) // w + 1  # signed recoding may carry one window further
-        points = []
+        bases = []
         base = (x, y, _num(1))
         for _ in range(self.windows):
-            multiple = base
-            points.append(multiple)
-            for _ in range(half - 1):
-                multiple = _add(multiple, base)
-                points.append(multiple)
+            bases.append(base)
             for _ in range(w):
                 base = _double(base)
-        flat = _to_affine_many(points)
-        self.table = [flat[i * half:(i + 1) * half] for i in range(self.windows)]
+        self.table = _multiples(_to_affine_many(bases), half)
 
     def mul(self, k):
-        w, mask, half = self.W, (1 << self.W) - 1, 1 << (self.W - 1)
+        w = self.w
+        mask, full, half = (1 << w) - 1, 1 << w, 1 << (w - 1)
         k = int(k)
         p = P
         x, y, z = _INF
@@ -143,7 +188,7 @@ class _FixedBase:
             d = k & mask
             k >>= w
             if d > half:
-                d -= 1 << w
+                d -= full
                 k += 1
             if not d:
                 continue
@@ -233,7 +278,7 @@ class _OddMultiples:
 _G_TABLE = None
 _KEY_TABLES: "OrderedDict[tuple, list]" = OrderedDict()
 KEY_CACHE_SIZE = 128
-PROMOTE_AFTER = 24  # uses after which a key gets a fixed-base table (build cost ~ that many verifies)
+PROMOTE_AFTER = 8  # uses after which a key gets a fixed-base table (build cost ~ that many verifies)
 
 
 def _g_table():
@@ -269,12 +314,23 @@ def on_curve(x: int, y: int) -> bool:
     return 0 <= x < P and 0 <= y < P and (y * y - (x * x * x + A * x + B)) % P == 0
 
 
+# Keys that passed validate_public_key, as (x, y): the same few keys are validated for every report of a batch.
+_VALID_KEYS: set[tuple[int, int]] = set()
+VALID_KEYS_LIMIT = 4096
+
+
 def validate_public_key(key: PublicKey) -> None:
     """Raise SignatureError unless the key is a valid point (not infinity, coordinates < p, on the curve)."""
+    point = (key.x, key.y)
+    if point in _VALID_KEYS:
+        return
     if not (0 <= key.x < P and 0 <= key.y < P):
         raise SignatureError("public key coordinate is not below the field prime")
     if not on_curve(key.x, key.y):
         raise SignatureError("public key is not a point on the SM2 curve")
+    if len(_VALID_KEYS) >= VALID_KEYS_LIMIT:
+        _VALID_KEYS.clear()
+    _VALID_KEYS.add(point)
 
 
 @lru_cache(maxsize=1024)
@@ -319,6 +375,7 @@ def clear_caches() -> None:
     """Forget per-key tables and remembered results (benchmarks and tests measure cold work with it)."""
     _KEY_TABLES.clear()
     _RESULTS.clear()
+    _VALID_KEYS.clear()
     za.cache_clear()
 
 

@@ -112,7 +112,7 @@ class Verdict:
 
     @property
     def exit_class(self) -> ExitClass:
-        return worst(c.exit_class for c in self.checks)
+        return worst(CHECKS[c.id][0] for c in self.checks if c.status is Status.FAIL)
 
     @property
     def outcome(self) -> str:
@@ -145,6 +145,24 @@ class Verdict:
         }
 
 
+# Checks are immutable and most recur verbatim in every verdict of a batch: one object each is made once
+# (which also lets a pickled batch of verdicts carry each reason text once).
+_MADE: dict[tuple, Check] = {}
+MADE_LIMIT = 4096
+
+
+def _check(check_id: str, status: Status, reason: str) -> Check:
+    if status.__class__ is not Status:  # e.g. the plain string "pass": never confused with the Status member
+        return Check(check_id, status, reason)
+    key = (check_id, status, reason)
+    check = _MADE.get(key)
+    if check is None:
+        if len(_MADE) >= MADE_LIMIT:
+            _MADE.clear()
+        check = _MADE[key] = Check(check_id, status, reason)
+    return check
+
+
 class VerdictBuilder:
     """Collects checks in any order and emits them in ``CHECKS`` order, every id present exactly once."""
 
@@ -157,7 +175,20 @@ class VerdictBuilder:
             raise KeyError(f"unknown check id {check_id}")
         if check_id in self._checks:
             raise ValueError(f"check {check_id} recorded twice")
-        self._checks[check_id] = Check(check_id, status, reason)
+        self._checks[check_id] = _check(check_id, status, reason)
+
+    def add_check(self, check: Check) -> None:
+        """Record a check made elsewhere (e.g. a remembered one), with the same rules as ``add``."""
+        if check.id not in CHECKS:
+            raise KeyError(f"unknown check id {check.id}")
+        if check.id in self._checks:
+            raise ValueError(f"check {check.id} recorded twice")
+        self._checks[check.id] = check
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The checks recorded so far, in the order they were recorded."""
+        return tuple(self._checks.values())
 
     def has(self, check_id: str) -> bool:
         return check_id in self._checks
@@ -170,7 +201,7 @@ class VerdictBuilder:
         self.verdict.findings.append(Finding(finding_id, severity, message))
 
     def finish(self, default_reason: str = "not run") -> Verdict:
-        self.verdict.checks = [self._checks.get(cid) or Check(cid, Status.SKIPPED, default_reason) for cid in CHECKS]
+        self.verdict.checks = [self._checks.get(cid) or _check(cid, Status.SKIPPED, default_reason) for cid in CHECKS]
         return self.verdict
 
 

@@ -6,6 +6,7 @@ does not.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 from csvverify import sm2
@@ -16,7 +17,7 @@ from csvverify.hashing import hmac_sm3
 from csvverify.policy import Facts, Policy, evaluate, policy_fields_implausible
 from csvverify.report import Report
 from csvverify.trust import PINNED_HRK, TrustedRoot, TrustRoots
-from csvverify.verdict import CHECKS, Status, Verdict, VerdictBuilder
+from csvverify.verdict import CHECKS, Check, Finding, Status, Verdict, VerdictBuilder
 
 KDS_HSK_CEK_URL = "https://cert.hygon.cn/hsk_cek?snumber={chip_id}"
 
@@ -166,6 +167,40 @@ def _chain(b: VerdictBuilder, chip_id: str, collateral: Collateral | None,
     if cek is not None:
         _cek_checks(b, cek, hsk, "missing" if hsk_raw is None else "could not be parsed")
     return hsk, cek
+
+
+class _Recorded(NamedTuple):
+    """What a step added to a verdict, to add again to another verdict with the same inputs."""
+
+    checks: tuple[Check, ...]
+    findings: tuple[Finding, ...]
+    hint: str | None
+    result: object
+
+
+# A batch sees the same few collateral files and PEKs in report after report. The chain and PEK checks depend
+# only on the arguments in their keys (the steps are pure), so their records are reused; bounded, and cleared
+# whole when full.
+_REMEMBERED: dict[tuple, _Recorded] = {}
+REMEMBER_LIMIT = 512
+
+
+def _remembered(b: VerdictBuilder, key: tuple, step, *args):
+    """Run ``step(builder, *args)`` once per key; add what it added (checks, findings, hint) to ``b``."""
+    record = _REMEMBERED.get(key)
+    if record is None:
+        scratch = VerdictBuilder(b.verdict.input, b.verdict.sha256)
+        result = step(scratch, *args)
+        record = _Recorded(scratch.checks, tuple(scratch.verdict.findings), scratch.verdict.hint, result)
+        if len(_REMEMBERED) >= REMEMBER_LIMIT:
+            _REMEMBERED.clear()
+        _REMEMBERED[key] = record
+    for check in record.checks:
+        b.add_check(check)
+    b.verdict.findings.extend(record.findings)
+    if record.hint is not None:
+        b.verdict.hint = record.hint
+    return record.result
 
 
 def _missing_collateral(b: VerdictBuilder, chip_id: str, collateral: Collateral | None, missing: list[str]) -> None:
@@ -344,13 +379,19 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
         b.finding("signer-block-cleared", "info", "the PEK and chip id were already de-obfuscated by the collector "
                                                   "(the CoCo evidence shape); they were re-obfuscated for the MAC")
 
-    hsk, cek = _chain(b, report.chip_id, collateral, roots) if chain else (None, None)
+    if chain:  # keyed by every argument of _chain: the chip id only names the chip in a missing-collateral hint
+        hsk, cek = _remembered(b, ("chain", report.chip_id, collateral, roots), _chain, report.chip_id, collateral,
+                               roots)
+    else:
+        hsk, cek = None, None
     if not chain:
         for cid in ("collateral",) + _HSK_CHECKS + _CEK_CHECKS:
             b.add(cid, SKIPPED, "not run: --chain not requested")
         b.finding("pek-unproven", "warning", "without --chain the PEK is not proven to come from Hygon hardware: "
                                              "the report signature only shows consistency with the PEK it carries")
-    pek = _pek(b, report, cek, chain)
+    # _pek reads the report's PEK bytes only; a parsed CEK is determined by its bytes.
+    pek = _remembered(b, ("pek", report.pek_raw, cek.raw if cek is not None else None, chain), _pek, report, cek,
+                      chain)
     _report_checks(b, report, pek)
     _mac_check(b, report)
     _chip_binding(b, report, collateral if chain else None, claims)

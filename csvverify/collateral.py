@@ -23,6 +23,7 @@ from csvverify.verify import Collateral
 
 # Chip ids come from the (unsigned) report: only plain names may become path components.
 _SAFE_CHIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MEMO_LIMIT = 4096  # chip ids come from reports: bound what is remembered per chip
 # trustee, rats-tls / librats, csv-rs (report-format.md §16)
 STANDARD_PATHS = ("/opt/hygon/csv/hsk_cek/{chip}/hsk_cek.cert", "/opt/csv/hsk_cek/{chip}/hsk_cek.cert",
                   "/opt/dcu/certs/{chip}_hsk_cek.cert")
@@ -92,6 +93,8 @@ class CollateralFinder:
         self.options = options
         self.store = store
         self._files: dict[tuple, bytes | CollateralError] = {}
+        self._found: dict[tuple, Collateral] = {}  # (file key, how, chip id) -> the same Collateral each time
+        self._places: dict[str, tuple[bool, list]] = {}  # chip id -> (safe, --certs candidates)
         self.fixed: Collateral | None = None
         if options.hsk_cek:
             self.fixed = _split(_read_sized(options.hsk_cek, HSK_CEK_SIZE, "an hsk_cek.cert"),
@@ -105,12 +108,10 @@ class CollateralFinder:
         if self.fixed is not None:
             return self.fixed
         looked: list[str] = []
-        safe = bool(_SAFE_CHIP_ID.match(chip_id)) and chip_id not in (".", "..")
+        safe, candidates = self._certs_dir_places(chip_id)
         if not safe:
             looked.append(f"chip-keyed paths skipped: chip id {chip_id!r} is not a plain name")
-        if self.options.certs_dir:
-            root = self.options.certs_dir
-            candidates = ([(root / chip_id / "hsk_cek.cert", chip_id)] if safe else []) + [(root / "hsk_cek.cert", None)]
+        if candidates:
             found = self._first_file(candidates, "--certs", looked)
             if found:
                 return found
@@ -134,10 +135,25 @@ class CollateralFinder:
         looked.append("the evidence (it carries no HSK/CEK)")
         return Collateral(looked_in=tuple(looked))
 
+    def _certs_dir_places(self, chip_id: str) -> tuple[bool, list]:
+        """Whether the chip id may name a path, and the --certs candidates for it (worked out once per chip)."""
+        places = self._places.get(chip_id)
+        if places is None:
+            safe = bool(_SAFE_CHIP_ID.match(chip_id)) and chip_id not in (".", "..")
+            candidates = []
+            root = self.options.certs_dir
+            if root:
+                candidates = ([(root / chip_id / "hsk_cek.cert", chip_id)] if safe else []) + [
+                    (root / "hsk_cek.cert", None)]
+            if len(self._places) >= _MEMO_LIMIT:
+                self._places.clear()
+            places = self._places[chip_id] = (safe, candidates)
+        return places
+
     def _first_file(self, candidates, how: str, looked: list[str]) -> Collateral | None:
         for path, chip in candidates:
             try:
-                st = path.stat()
+                st = os.stat(path)
             except OSError:
                 looked.append(str(path))
                 continue
@@ -152,5 +168,10 @@ class CollateralFinder:
             if isinstance(blob, CollateralError):
                 looked.append(f"{path} (unusable: {blob.message})")
                 continue
-            return _split(blob, f"{path} ({how})", chip_id=chip)
+            found = self._found.get((key, how, chip))
+            if found is None:
+                if len(self._found) >= _MEMO_LIMIT:
+                    self._found.clear()
+                found = self._found[(key, how, chip)] = _split(blob, f"{path} ({how})", chip_id=chip)
+            return found
         return None

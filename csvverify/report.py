@@ -6,7 +6,8 @@ carries no version tag, so the layout is told apart structurally (see ``detect_l
 version was decided is recorded in ``Report.layout_source``.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import cached_property
 
 from csvverify.certs import (CSV_CERT_SIZE, USAGE_PEK, CsvCert, Signature, ascii_text, parse_csv_cert,
                            read_signature, u32)
@@ -79,7 +80,7 @@ class Report:
     def layout(self) -> Layout:
         return V1 if self.version == 1 else EXT
 
-    @property
+    @cached_property  # asked for several times per verdict; the report never changes
     def chip_id(self) -> str:
         """The serial number up to its first NUL; unsigned, so any byte outside 0x20-0x7e is shown as \\xNN."""
         return ascii_text(self.sn.split(b"\0")[0])
@@ -232,13 +233,11 @@ def parse_report(data: bytes, *, version: int | None = None, source: str = "repo
             raise InputError(f"{source}: {len(data)} bytes, but a V{version} report is {need} bytes "
                              f"(or a {PAGE_SIZE}-byte page)")
         how = version_source or "given"
-    report = _parse_v1(data, source, how) if family == 1 else _parse_ext(data, source, version, how)
-    if version is None and len(data) != PAGE_SIZE:
-        report = replace(report, layout_from_size=True)
-    return report
+    from_size = version is None and len(data) != PAGE_SIZE
+    return _parse_v1(data, how, from_size) if family == 1 else _parse_ext(data, version, how, from_size)
 
 
-def _parse_v1(data: bytes, source: str, how: str) -> Report:
+def _parse_v1(data: bytes, how: str, from_size: bool) -> Report:
     raw, trailing = data[:V1_SIZE], data[V1_SIZE:]
     clear = deobfuscate_v1(raw)
     anonce = u32(raw, 188)
@@ -251,11 +250,11 @@ def _parse_v1(data: bytes, source: str, how: str) -> Report:
         sig_usage=u32(clear, 180), sig_algo=u32(clear, 184),
         signature=read_signature(raw, V1.sig_offset, "report signature"),
         pek_raw=signer[336:2420], sn=signer[2420:2484], sealing_key=raw[2484:2516], mac=raw[2516:2548],
-        trailing=trailing,
+        trailing=trailing, layout_from_size=from_size,
     )
 
 
-def _parse_ext(data: bytes, source: str, version: int | None, how: str) -> Report:
+def _parse_ext(data: bytes, version: int | None, how: str, from_size: bool) -> Report:
     raw, trailing = data[:EXT_SIZE], data[EXT_SIZE:]
     if version is None:
         version, how = ext_version(raw)
@@ -268,6 +267,6 @@ def _parse_ext(data: bytes, source: str, version: int | None, how: str) -> Repor
         host_data=raw[960:1024] if version == 3 else None,
         signature=read_signature(raw, EXT.sig_offset, "report signature"),
         pek_raw=raw[1168:3252], sn=raw[3252:3316], sealing_key=raw[3316:3348], mac=raw[3348:3380],
-        trailing=trailing,
+        trailing=trailing, layout_from_size=from_size,
     )
 

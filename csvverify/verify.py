@@ -24,6 +24,7 @@ KDS_HSK_CEK_URL = "https://cert.hygon.cn/hsk_cek?snumber={chip_id}"
 PASS, FAIL, SKIPPED, NA = Status.PASS, Status.FAIL, Status.SKIPPED, Status.NOT_APPLICABLE
 _HSK_CHECKS = ("root.pinned", "hsk.usage", "hsk.signature")
 _CEK_CHECKS = ("cek.usage", "cek.issuer", "cek.signature")
+_POLICY_CHECKS = tuple(cid for cid in CHECKS if cid.startswith("policy."))
 
 
 @dataclass(frozen=True)
@@ -409,12 +410,25 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     _policy(b, report, policy, chain, hsk, cek, pek, expect)
     b.verdict.report = report.summary()
     b.verdict.trust = {
-        "roots": roots.to_list(),
+        "roots": _roots_list(roots),
         "chain": chain,
         "collateral": ({"hsk": collateral.hsk_source or None, "cek": collateral.cek_source or None}
                        if chain and collateral else None),
     }
     return b.finish()
+
+
+_ROOT_LISTS: dict[TrustRoots, list[dict]] = {}
+
+
+def _roots_list(roots: TrustRoots) -> list[dict]:
+    """``roots.to_list()`` (fingerprints are SHA-256 sums), computed once per set of roots; a fresh copy each time."""
+    described = _ROOT_LISTS.get(roots)
+    if described is None:
+        if len(_ROOT_LISTS) >= 64:
+            _ROOT_LISTS.clear()
+        described = _ROOT_LISTS[roots] = roots.to_list()
+    return [dict(root) for root in described]
 
 
 def _chip_binding(b: VerdictBuilder, report: Report, collateral: Collateral | None, claims: Claims) -> None:
@@ -488,9 +502,8 @@ def _reserved_findings(b: VerdictBuilder, certs: list[tuple[str, RootCert | CsvC
 def _policy(b: VerdictBuilder, report: Report, policy: Policy | None, chain: bool, hsk: RootCert | None,
             cek: CsvCert | None, pek: CsvCert | None, expect: Expectations) -> None:
     if policy is None:
-        for cid in CHECKS:
-            if cid.startswith("policy."):
-                b.add(cid, NA, "no policy given (--policy FILE or policy flags)")
+        for cid in _POLICY_CHECKS:
+            b.add(cid, NA, "no policy given (--policy FILE or policy flags)")
         return
     chain_ids = _HSK_CHECKS + _CEK_CHECKS + ("pek.signature",)
     binding = b.status("chip.binding")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import NamedTuple
 from csvverify import __version__
 from csvverify.errors import CsvVerifyError, UsageError
 from csvverify.home import home_dir
+from csvverify.verdict import Status
 
 GENESIS = "0" * 64
 STDIN = "<stdin>"  # the path recorded for a report read from standard input (not a place it was seen at)
@@ -54,8 +56,21 @@ def default_path() -> Path:
 
 def timestamp(when: datetime | None = None) -> str:
     """UTC, millisecond precision, fixed width: sorts as text (``2026-11-28T14:03:54.123Z``)."""
-    when = when or datetime.now(timezone.utc)
+    if when is None:
+        return _now()
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+_SECOND = [None, ""]  # the last whole second formatted by _now, and its text
+
+
+def _now() -> str:
+    """``timestamp()`` of the current time; the text of the second is formatted once per second (every verdict
+    of a batch is stamped)."""
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    if seconds != _SECOND[0]:
+        _SECOND[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_SECOND[1]}.{ns // 1_000_000:03d}Z"
 
 
 def parse_since(text: str, now: datetime | None = None) -> str:
@@ -109,15 +124,47 @@ class _Memo(dict):
         return value
 
 
-_CHECK_JSON = _Memo()
 _FINDING_JSON = _Memo()
+_COLLATERAL_JSON = _Memo()
 
 
-def _fast_content_sha256(verdict_values, checks) -> str:
-    """content_sha256 with each check row's JSON remembered (equal output: a JSON array is its items' JSON
-    joined by "," inside brackets)."""
-    encoded = ",".join([_CHECK_JSON.get_or(c, _compact) for c in checks])
-    return hashlib.sha256(f"[{_compact(verdict_values)},[{encoded}]]".encode()).hexdigest()
+class _CheckRows(NamedTuple):
+    """What a verdict's list of checks turns into, worked out once per distinct list (see _check_rows)."""
+
+    checks: tuple  # the Check objects themselves: held, so their ids stay theirs while the entry lives
+    rows: tuple  # ((position, check_id, status, reason), ...)
+    encoded: str  # the rows' compact JSON items joined by "," (a JSON array is that inside brackets)
+    outcome: str
+    exit_class: int
+    failed_checks: str
+
+
+_CHECK_ROWS: dict[tuple, _CheckRows] = {}
+CHECK_ROWS_LIMIT = 1024
+
+
+def _check_rows(verdict) -> _CheckRows:
+    """The rows, encoding and outcome of a verdict's checks. Verdicts of a batch mostly consist of the very same
+    Check objects (see verdict._check), so the entry is found by their ids; an entry keeps its Check objects
+    alive, so an id in a key cannot have been reused by another object while the entry exists."""
+    key = tuple(map(id, verdict.checks))
+    entry = _CHECK_ROWS.get(key)
+    if entry is None:
+        from csvverify.verdict import worst
+
+        checks = tuple(verdict.checks)
+        rows = tuple([(i, c.id, c.status.value, c.reason) for i, c in enumerate(checks)])
+        failed = [c for c in checks if c.status is Status.FAIL]
+        entry = _CheckRows(checks, rows, ",".join([_compact(row) for row in rows]), verdict.outcome,
+                           int(worst(c.exit_class for c in failed)), " ".join(c.id for c in failed))
+        if len(_CHECK_ROWS) >= CHECK_ROWS_LIMIT:
+            _CHECK_ROWS.clear()
+        _CHECK_ROWS[key] = entry
+    return entry
+
+
+def _collateral_json(collateral: dict) -> str:
+    return _COLLATERAL_JSON.get_or(tuple(sorted(collateral.items())), lambda _: json.dumps(collateral, sort_keys=True))
 
 
 def link_hash(prev_hash: str, content: str) -> str:
@@ -201,19 +248,17 @@ def appraisal(verdict, ctx: Context, path: str, data: bytes | None, reappraises:
                           fields["sealing_key"], withheld)
         else:
             report_row = (verdict.sha256, size, None) + (None,) * 9 + (withheld,)
-    from csvverify.verdict import worst
-
     trust = verdict.trust or {}
-    failed = verdict.failed
+    checked = _check_rows(verdict)
     findings = ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict())) for f in verdict.findings])
     values = (ctx.run_id, timestamp(), path, verdict.sha256, fields["chip_id"] if fields else None,
-              verdict.outcome, int(worst(c.exit_class for c in failed)), " ".join(c.id for c in failed),
+              checked.outcome, checked.exit_class, checked.failed_checks,
               __version__, ctx.settings_sha256, ctx.policy_sha256, int(ctx.chain), ctx.trust_roots,
-              json.dumps(trust["collateral"], sort_keys=True) if trust.get("collateral") else None,
+              _collateral_json(trust["collateral"]) if trust.get("collateral") else None,
               f"[{findings}]", verdict.hint, reappraises)
-    checks = tuple([(i, c.id, c.status.value, c.reason) for i, c in enumerate(verdict.checks)])
-    try:
-        content = _fast_content_sha256(values, checks)
+    checks = checked.rows
+    try:  # content_sha256(values, checks), with the checks' part encoded once (see _check_rows)
+        content = hashlib.sha256(f"[{_compact(values)},[{checked.encoded}]]".encode()).hexdigest()
     except UnicodeEncodeError:  # a file name that is not UTF-8 (e.g. of a --certs directory) in a reason
         values = tuple(_text(v) for v in values)
         checks = tuple(tuple(_text(v) for v in check) for check in checks)
@@ -295,6 +340,22 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the archive in WAL mode (once per file; later opens find it so). SQLite answers a journal-mode change
+    that meets another connection with "database is locked" at once, without its busy timeout: two processes
+    creating one archive together meet here, so the change is retried until the busy timeout has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
+
+
 class Archive:
     def __init__(self, path: Path | None = None, create: bool = True):
         from csvverify import migrations
@@ -308,8 +369,7 @@ class Archive:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = connect(self.path)
-            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self.conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(self.conn)
             self.conn.execute("PRAGMA synchronous = NORMAL")
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and migrations.MIGRATIONS_TABLE not in tables:
@@ -359,6 +419,18 @@ class Archive:
         with self._write():
             self.conn.execute("UPDATE runs SET finished_at = ?, inputs = ?, new_verdicts = ?, already_archived = ? "
                               "WHERE id = ?", (timestamp(), inputs, new_verdicts, already_archived, run_id))
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the archive file and empty it, unless another connection is busy with the
+        archive right now (this never waits: the log is then folded in later, as usual). After a batch this
+        keeps the archive's size on disk from changing whenever some idle connection happens to close."""
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.DatabaseError:
+            pass  # busy or read-only: nothing is lost, the log stays valid
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     # -- writing ------------------------------------------------------------------------------------
 

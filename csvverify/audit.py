@@ -252,6 +252,7 @@ def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, ar
     writer.flush()
     if store:
         archive.finish_run(run_id, summary.inputs, sum(summary.new.values()), sum(summary.archived.values()))
+        archive.checkpoint()
     from csvverify.replay import replay_counts
 
     summary.replay = replay_counts(archive.conn, scope="temp.run_reports")

@@ -73,6 +73,11 @@ class Worker:
         self.scope = ctx.run_id if force else None
         self.lookups = not force or ctx.run_id is not None
 
+    def close(self) -> None:
+        # Now, not whenever the garbage collector gets to it: a sqlite3 connection sits in a reference cycle
+        # (its statement cache), and the last connection to close folds the write-ahead log into the archive.
+        self.conn.close()
+
     def many(self, tasks) -> list:
         inputs = []
         for task in tasks:
@@ -178,8 +183,11 @@ def results(tasks: Iterable, settings: Settings, ctx: Context, db_path, force: b
     """(task, result) pairs in input order; at most jobs × WINDOW_PER_JOB chunks are in flight."""
     if jobs <= 1:
         worker = Worker(settings, ctx, db_path, force)
-        for chunk in _chunks(tasks, CHUNK):
-            yield from zip(chunk, worker.many(chunk))
+        try:
+            for chunk in _chunks(tasks, CHUNK):
+                yield from zip(chunk, worker.many(chunk))
+        finally:
+            worker.close()
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

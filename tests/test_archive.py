@@ -480,3 +480,61 @@ def _legacy_rows(db):
         prev = link_hash(prev, content)
     archive.close()
     return out
+
+
+def _open_and_start_run(path, barrier, results):
+    try:
+        barrier.wait()
+        archive = Archive(Path(path))
+        archive.start_run("audit", "0" * 64, {}, {})
+        archive.close()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which names it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_creating_one_archive_at_once_all_succeed(tmp_path):
+    """SQLite refuses a journal-mode change that meets another connection at once ("database is locked",
+    without waiting): a fresh archive opened by two processes together must still open in both."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for round_ in range(8):
+        barrier, results = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_open_and_start_run, args=(tmp_path / f"r{round_}.db", barrier, results))
+                 for _ in range(3)]
+        for p in procs:
+            p.start()
+        outcomes += [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+    assert outcomes == ["ok"] * len(outcomes)
+
+
+def test_an_audit_leaves_its_write_ahead_log_folded_in(tmp_path, corpus):
+    """The archive's size on disk must not change later when some idle connection closes."""
+    db = tmp_path / "a.db"
+    archive = Archive(db)
+    audit(archive, [corpus.reports], settings_for(corpus), recursive=True, jobs=1)
+    wal = Path(f"{db}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert scalar(db, "SELECT COUNT(*) FROM verdicts") == 12
+    archive.close()
+
+
+def test_checkpoint_never_waits_for_a_busy_archive(tmp_path):
+    db = tmp_path / "a.db"
+    archive, other = Archive(db), Archive(db)
+    archive.start_run("audit", "0" * 64, {}, {})
+    other.conn.execute("BEGIN IMMEDIATE")  # another writer holds the archive
+    import time
+
+    started = time.monotonic()
+    archive.checkpoint()
+    assert time.monotonic() - started < 5
+    other.conn.execute("ROLLBACK")
+    archive.checkpoint()
+    assert Path(f"{db}-wal").stat().st_size == 0
+    archive.close()
+    other.close()

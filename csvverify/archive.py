@@ -28,6 +28,7 @@ STDIN = "<stdin>"  # the path recorded for a report read from standard input (no
 BUSY_TIMEOUT_MS = 120_000
 EXIT_ARCHIVE = 7  # the archive cannot be opened, is not an archive, or is newer than this tool
 REASON_CACHE_LIMIT = 50_000
+CHECK_TEMPLATES_LIMIT = 4096
 CACHE_KIB = 16_384  # SQLite page cache per connection: keeps the indexes of a large archive in memory
 
 VERDICT_FIELDS = ("run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class",
@@ -39,6 +40,7 @@ REPORT_FIELDS = ("sha256", "size", "bytes", "version", "container", "chip_id", "
 # bytes are checked against sha256 instead; size and bytes may be filled in later (see Archive.store).
 COVERED_REPORT_FIELDS = ("sha256", "version", "container", "chip_id", "vm_id", "measure", "user_data", "mnonce",
                          "policy", "sealing_key", "withheld")
+_COVERED_INDEXES = tuple(REPORT_FIELDS.index(name) for name in COVERED_REPORT_FIELDS)
 # Why a report's bytes are not stored (reports.withheld); the first two are never filled in later.
 WITHHELD_SECRET, WITHHELD_NOT_A_REPORT, WITHHELD_STDIN, WITHHELD_UNAVAILABLE = (
     "sealing-key", "not-a-report", "stdin", "unavailable")
@@ -102,8 +104,11 @@ def display_path(path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps makes one per call
+
+
 def _compact(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def content_sha256(verdict_values, checks) -> str:
@@ -174,6 +179,12 @@ def link_hash(prev_hash: str, content: str) -> str:
 def report_fields_sha256(values) -> str:
     """The SHA-256 of a report row's COVERED_REPORT_FIELDS values (compact JSON list)."""
     return hashlib.sha256(_compact(list(values)).encode()).hexdigest()
+
+
+def _row_fields_sha256(report_row: tuple) -> str:
+    """report_fields_sha256 of a row in REPORT_FIELDS order, as it will read back from the reports table (its
+    values are text, integers and NULL, which SQLite returns unchanged)."""
+    return report_fields_sha256([report_row[i] for i in _COVERED_INDEXES])
 
 
 def linked_content(content: str, fields_sha256: str | None) -> str:
@@ -310,6 +321,18 @@ def _insert_rows(conn, table: str, columns: tuple, rows: list, conflict: str = "
         conn.execute(f"{head}{', '.join([one] * len(part))} {conflict}", [v for row in part for v in row])
 
 
+def _insert_flat(conn, table: str, columns: tuple, values: list) -> None:
+    """_insert_rows for rows given as one flat list of values (row after row)."""
+    width = len(columns)
+    per = max(1, MAX_PARAMETERS // width)
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    one = f"({', '.join('?' * width)})"
+    step = per * width
+    for start in range(0, len(values), step):
+        part = values[start:start + step]
+        conn.execute(f"{head}{', '.join([one] * (len(part) // width))}", part)
+
+
 def find_existing_many(conn, shas, settings_sha256: str, run_id: int | None = None) -> dict:
     """sha256 -> (id, outcome, exit_class, failed_checks) of its latest verdict under these settings and this
     tool version (only ``run_id``'s when given), for many inputs in few queries."""
@@ -390,6 +413,7 @@ class Archive:
             raise ArchiveError(f"{self.path}: cannot be used as an archive: {exc}",
                                hint="check the path, the free space and the file's permissions") from None
         self._reasons: dict[str, int] = {}
+        self._check_templates: dict[tuple, list] = {}  # see _check_values
 
     @property
     def db(self):
@@ -447,7 +471,7 @@ class Archive:
         except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            self._reasons.clear()  # reason ids handed out in the rolled-back transaction are gone
+            self._forget_reason_ids()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise ArchiveError(f"{self.path}: write failed: {exc}",
                                    hint="check the free space and the file's permissions") from None
@@ -455,7 +479,7 @@ class Archive:
         try:
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            self._reasons.clear()
+            self._forget_reason_ids()
             raise ArchiveError(f"{self.path}: commit failed: {exc}", hint="check the free space") from None
 
     def existing(self, sha: str | None, path: str, settings_sha256: str, run_id: int | None = None) -> Archived | None:
@@ -483,6 +507,10 @@ class Archive:
             # Checked again here, inside the write lock: another process may have stored the same bytes.
             known = find_existing_many(self.conn, [i.sha256 for i in items if isinstance(i, Appraisal) and i.sha256],
                                        settings_sha256, scope)
+            # The report rows already stored keep their fields (an insert only fills in missing bytes); the others
+            # get the fields of their first row in this batch.
+            covered = report_fields_of(self.conn, [i.sha256 for i in items if isinstance(i, Appraisal) and i.report])
+            first: dict = {}
             batch: dict = {}
             now = timestamp()
             for item in items:
@@ -497,6 +525,7 @@ class Archive:
                         found = self.existing(None, item.path, settings_sha256, scope)
                     if item.report is not None:
                         report_rows.append(item.report + (now,))
+                        first.setdefault(item.sha256, item)
                 if item.sha256 is not None and item.path != STDIN:
                     path_rows.append((item.sha256, item.path, now, run_id))
                 if found is not None:
@@ -516,27 +545,47 @@ class Archive:
             _insert_rows(self.conn, "report_paths", ("report_sha256", "path", "first_seen", "run_id"), path_rows,
                          "ON CONFLICT DO NOTHING")
             if new:
-                self._append(new, prev, now)
+                for sha, item in first.items():
+                    if sha not in covered:
+                        covered[sha] = _row_fields_sha256(item.report)
+                self._append(new, prev, now, covered)
         return results
 
-    def _append(self, new: list, prev: str, now: str) -> None:
+    def _append(self, new: list, prev: str, now: str, covered: dict) -> None:
         """Verdict and check rows for (id, Appraisal) pairs, each linked to the one before and covering the
-        fields of its report row as stored (which an earlier verdict may have written)."""
-        covered = report_fields_of(self.conn, [item.sha256 for _, item in new if item.sha256])
-        reason_ids = self._reasons.get
-        verdict_rows, check_rows = [], []
+        fields of its report row as stored (``covered``: sha256 -> report_fields_sha256 of that row)."""
+        verdict_rows, check_values = [], []
         for verdict_id, item in new:
             fields_sha = covered.get(item.sha256)
             digest = link_hash(prev, linked_content(item.content, fields_sha))
             verdict_rows.append((verdict_id,) + item.verdict + (fields_sha, prev, digest))
             prev = digest
-            check_rows += [(verdict_id, pos, cid, status, reason_ids(reason) or self._reason_id(reason))
-                           for pos, cid, status, reason in item.checks]
+            check_values += self._check_values(item.checks, verdict_id)
         _insert_rows(self.conn, "verdicts", ("id",) + VERDICT_FIELDS + ("report_fields_sha256", "prev_hash", "hash"),
                      verdict_rows)
-        _insert_rows(self.conn, "checks", ("verdict_id", "position", "check_id", "status", "reason_id"), check_rows)
+        _insert_flat(self.conn, "checks", ("verdict_id", "position", "check_id", "status", "reason_id"), check_values)
         self.conn.execute("INSERT INTO chain_heads (verdict_id, hash, recorded_at) VALUES (?, ?, ?)",
                           (new[-1][0], prev, now))
+
+    def _check_values(self, checks: tuple, verdict_id: int) -> list:
+        """The checks table's values for one verdict's check rows, flat. Verdicts of a batch mostly share their
+        checks, so the values (reason ids included) are kept per list of checks and only the verdict id is set."""
+        template = self._check_templates.get(checks)
+        if template is None:
+            template = []
+            for pos, cid, status, reason in checks:
+                template += (None, pos, cid, status, self._reason_id(reason))
+            if len(self._check_templates) >= CHECK_TEMPLATES_LIMIT:
+                self._check_templates.clear()
+            self._check_templates[checks] = template
+        values = template.copy()
+        values[0::5] = [verdict_id] * len(checks)
+        return values
+
+    def _forget_reason_ids(self) -> None:
+        """Reason ids handed out in a rolled-back transaction are gone: forget them and what was made of them."""
+        self._reasons.clear()
+        self._check_templates.clear()
 
 
 def report_fields_of(conn, shas) -> dict:

@@ -20,7 +20,7 @@ from csvverify.inputs import read_input
 from csvverify.verdict import error_verdict
 
 CHUNK = 64  # inputs per task sent to a worker
-WINDOW_PER_JOB = 4  # tasks in flight per worker: bounds memory whatever the input count
+WINDOW_PER_JOB = 12  # tasks in flight per worker: bounds memory whatever the input count
 
 
 class AuditError(CsvVerifyError):

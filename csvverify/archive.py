@@ -307,6 +307,10 @@ def find_existing(conn, sha: str | None, path: str, settings_sha256: str, run_id
 
 
 MAX_PARAMETERS = 999  # the smallest limit an SQLite build may have
+# Batch inserts run inside one write transaction that any failure rolls back whole (Archive._write). Saying so
+# ("OR ROLLBACK") spares SQLite a statement journal per multi-row insert, which it would otherwise write to a
+# temporary file in case one statement had to be undone alone: about half the writes of a batch.
+_INSERT = "INSERT OR ROLLBACK INTO"
 
 
 def _insert_rows(conn, table: str, columns: tuple, rows: list, conflict: str = "") -> None:
@@ -314,7 +318,7 @@ def _insert_rows(conn, table: str, columns: tuple, rows: list, conflict: str = "
     if not rows:
         return
     per = max(1, MAX_PARAMETERS // len(columns))
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    head = f"{_INSERT} {table} ({', '.join(columns)}) VALUES "
     one = f"({', '.join('?' * len(columns))})"
     for start in range(0, len(rows), per):
         part = rows[start:start + per]
@@ -325,7 +329,7 @@ def _insert_flat(conn, table: str, columns: tuple, values: list) -> None:
     """_insert_rows for rows given as one flat list of values (row after row)."""
     width = len(columns)
     per = max(1, MAX_PARAMETERS // width)
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    head = f"{_INSERT} {table} ({', '.join(columns)}) VALUES "
     one = f"({', '.join('?' * width)})"
     step = per * width
     for start in range(0, len(values), step):

@@ -177,6 +177,8 @@ class _FixedBase:
         self.table = _multiples(_to_affine_many(bases), half)
 
     def mul(self, k):
+        if self.w == 8:
+            return self._mul_bytes(k)
         w = self.w
         mask, full, half = (1 << w) - 1, 1 << w, 1 << (w - 1)
         k = int(k)
@@ -190,6 +192,41 @@ class _FixedBase:
             if d > half:
                 d -= full
                 k += 1
+            if not d:
+                continue
+            px, py = row[d - 1] if d > 0 else row[-d - 1]
+            if d < 0:
+                py = p - py
+            if not z:
+                x, y, z = px, py, _num(1)
+                continue
+            z1z1 = z * z % p
+            h = (px * z1z1 - x) % p
+            r = (py * z * z1z1 - y) % p
+            if not h:
+                x, y, z = _double((x, y, z)) if not r else _INF
+                continue
+            hh = h * h % p
+            hhh = h * hh % p
+            v = x * hh % p
+            x = (r * r - hhh - 2 * v) % p
+            y = (r * (v - x) - y * hhh) % p
+            z = z * h % p
+        return (x, y, z)
+
+    def _mul_bytes(self, k):
+        """``mul`` for W = 8, where each window is one byte of k: no big-integer shifts per window. The same
+        signed recoding: a byte above 128 becomes byte - 256 and carries 1 into the next."""
+        p = P
+        x, y, z = _INF
+        carry = 0
+        for row, d in zip(self.table, int(k).to_bytes(self.windows, "little")):  # OverflowError if k is too wide
+            d += carry
+            if d > 128:
+                d -= 256
+                carry = 1
+            else:
+                carry = 0
             if not d:
                 continue
             px, py = row[d - 1] if d > 0 else row[-d - 1]
@@ -276,15 +313,19 @@ class _OddMultiples:
 
 
 _G_TABLE = None
+_G_USES = 0
+G_WIDE_AFTER = 800  # uses after which G gets a W=8 table (it saves about its build time over that many uses)
 _KEY_TABLES: "OrderedDict[tuple, list]" = OrderedDict()
 KEY_CACHE_SIZE = 128
 PROMOTE_AFTER = 8  # uses after which a key gets a fixed-base table (build cost ~ that many verifies)
 
 
 def _g_table():
-    global _G_TABLE
-    if _G_TABLE is None:
-        _G_TABLE = _FixedBase(GX, GY)
+    """G's table: W=6 at first (cheap to build for a single verification), W=8 once a batch has used it often."""
+    global _G_TABLE, _G_USES
+    _G_USES += 1
+    if _G_TABLE is None or _G_USES == G_WIDE_AFTER:
+        _G_TABLE = _FixedBase(GX, GY, 8 if _G_USES >= G_WIDE_AFTER else 6)
     return _G_TABLE
 
 

@@ -163,3 +163,21 @@ def test_remembered_steps_are_bounded(forge, forge_roots, monkeypatch):
     for i in range(6):
         _verify(forge.report(1, chip_id=f"CACHECHIP{i}"), _collateral(forge, chip=f"CACHECHIP{i}"), forge_roots)
     assert len(verify_module._REMEMBERED) <= 4
+
+
+def test_g_gets_a_wider_table_after_many_uses_and_results_stay_the_same(monkeypatch):
+    monkeypatch.setattr(sm2, "G_WIDE_AFTER", 5)
+    monkeypatch.setattr(sm2, "_G_TABLE", None)
+    monkeypatch.setattr(sm2, "_G_USES", 0)
+    rng = random.Random(11)
+    scalars = [rng.randrange(1, int(sm2.N)) for _ in range(8)] + [int(sm2.N) - 1, 1, 128, 129, 255, 256]
+    odd = sm2._OddMultiples(sm2.GX, sm2.GY)
+    widths = []
+    for k in scalars:
+        table = sm2._g_table()
+        widths.append(table.w)
+        assert sm2._affine_x(table.mul(k)) == sm2._affine_x(odd.mul(k))
+    assert widths[:4] == [6] * 4 and set(widths[4:]) == {8}
+    assert not sm2._g_table().mul(int(sm2.N))[2]
+    with pytest.raises(OverflowError):  # a scalar wider than the table is refused, never reduced silently
+        sm2._g_table().mul(1 << (8 * sm2._g_table().windows))

@@ -538,3 +538,15 @@ def test_checkpoint_never_waits_for_a_busy_archive(tmp_path):
     assert Path(f"{db}-wal").stat().st_size == 0
     archive.close()
     other.close()
+
+
+def test_first_batch_is_committed_early_then_batches_are_full_size(tmp_path, corpus, monkeypatch):
+    import csvverify.audit as batch
+
+    monkeypatch.setattr(batch, "FIRST_BATCH", 3)
+    monkeypatch.setattr(batch, "BATCH", 5)
+    db = tmp_path / "a.db"
+    archive = Archive(db)
+    audit(archive, [corpus.reports], settings_for(corpus), recursive=True, jobs=1)
+    archive.close()
+    assert [r[0] for r in rows(db, "SELECT verdict_id FROM chain_heads ORDER BY id")] == [3, 8, 12]

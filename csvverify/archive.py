@@ -168,6 +168,22 @@ def _check_rows(verdict) -> _CheckRows:
     return entry
 
 
+_FINDINGS_JSON: dict[tuple, tuple] = {}
+
+
+def _findings_json(findings: list) -> str:
+    """The findings' compact JSON items joined by ",". Verdicts of a batch share their Finding objects (see
+    verdict._finding): found by their ids, the entry holding the objects so that no id can be reused meanwhile."""
+    key = tuple(map(id, findings))
+    entry = _FINDINGS_JSON.get(key)
+    if entry is None:
+        encoded = ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict())) for f in findings])
+        if len(_FINDINGS_JSON) >= CHECK_ROWS_LIMIT:
+            _FINDINGS_JSON.clear()
+        entry = _FINDINGS_JSON[key] = (tuple(findings), encoded)
+    return entry[1]
+
+
 def _collateral_json(collateral: dict) -> str:
     return _COLLATERAL_JSON.get_or(tuple(sorted(collateral.items())), lambda _: json.dumps(collateral, sort_keys=True))
 
@@ -261,7 +277,7 @@ def appraisal(verdict, ctx: Context, path: str, data: bytes | None, reappraises:
             report_row = (verdict.sha256, size, None) + (None,) * 9 + (withheld,)
     trust = verdict.trust or {}
     checked = _check_rows(verdict)
-    findings = ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict())) for f in verdict.findings])
+    findings = _findings_json(verdict.findings)
     values = (ctx.run_id, timestamp(), path, verdict.sha256, fields["chip_id"] if fields else None,
               checked.outcome, checked.exit_class, checked.failed_checks,
               __version__, ctx.settings_sha256, ctx.policy_sha256, int(ctx.chain), ctx.trust_roots,

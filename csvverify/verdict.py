@@ -154,13 +154,27 @@ MADE_LIMIT = 4096
 def _check(check_id: str, status: Status, reason: str) -> Check:
     if status.__class__ is not Status:  # e.g. the plain string "pass": never confused with the Status member
         return Check(check_id, status, reason)
-    key = (check_id, status, reason)
+    key = (check_id, status._value_, reason)  # the value names the member (and hashes faster than the member)
     check = _MADE.get(key)
     if check is None:
         if len(_MADE) >= MADE_LIMIT:
             _MADE.clear()
         check = _MADE[key] = Check(check_id, status, reason)
     return check
+
+
+_FOUND: dict[tuple, Finding] = {}
+
+
+def _finding(finding_id: str, severity: str, message: str) -> Finding:
+    """One Finding object per distinct finding, like ``_check``."""
+    key = (finding_id, severity, message)
+    finding = _FOUND.get(key)
+    if finding is None:
+        if len(_FOUND) >= MADE_LIMIT:
+            _FOUND.clear()
+        finding = _FOUND[key] = Finding(finding_id, severity, message)
+    return finding
 
 
 class VerdictBuilder:
@@ -198,7 +212,7 @@ class VerdictBuilder:
         return check.status if check else None
 
     def finding(self, finding_id: str, severity: str, message: str) -> None:
-        self.verdict.findings.append(Finding(finding_id, severity, message))
+        self.verdict.findings.append(_finding(finding_id, severity, message))
 
     def finish(self, default_reason: str = "not run") -> Verdict:
         self.verdict.checks = [self._checks.get(cid) or _check(cid, Status.SKIPPED, default_reason) for cid in CHECKS]

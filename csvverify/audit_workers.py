@@ -157,6 +157,9 @@ def _init_worker(settings, ctx, db_path, force, env, parent_pid):
     for key in [k for k in os.environ if k.startswith("CSVVERIFY_")]:
         del os.environ[key]
     os.environ.update(env)  # the forkserver's environment may be older than the caller's
+    from csvverify import sm2
+
+    sm2.prepare_for_batch()
     _WORKER = Worker(settings, ctx, db_path, force)
 
 

@@ -7,7 +7,7 @@ version was decided is recorded in ``Report.layout_source``.
 """
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from csvverify.certs import (CSV_CERT_SIZE, USAGE_PEK, CsvCert, Signature, ascii_text, parse_csv_cert,
                            read_signature, u32)
@@ -149,10 +149,19 @@ class Report:
         return fields
 
 
+@lru_cache(maxsize=8)
+def _word_ones(words: int) -> int:
+    """The little-endian integer of ``words`` 32-bit words of value 1: times a 32-bit value, that value repeated."""
+    return int.from_bytes(b"\1\0\0\0" * words, "little")
+
+
 def _xor(data: bytes, anonce: int, start: int) -> bytes:
     """XOR with le32(anonce) repeated, aligned to report offset 0 (start is the data's offset)."""
     if not anonce:
         return bytes(data)
+    size = len(data)
+    if not start % 4 and not size % 4:  # whole words (both V1 ranges): the stream is anonce * 0x..00010001
+        return (int.from_bytes(data, "little") ^ anonce * _word_ones(size // 4)).to_bytes(size, "little")
     pad = anonce.to_bytes(4, "little")
     shift = start % 4
     stream = (pad[shift:] + pad * ((len(data) + 7) // 4))[:len(data)]

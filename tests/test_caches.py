@@ -181,3 +181,34 @@ def test_g_gets_a_wider_table_after_many_uses_and_results_stay_the_same(monkeypa
     assert not sm2._g_table().mul(int(sm2.N))[2]
     with pytest.raises(OverflowError):  # a scalar wider than the table is refused, never reduced silently
         sm2._g_table().mul(1 << (8 * sm2._g_table().windows))
+
+
+def test_prepare_for_batch_changes_speed_only(monkeypatch):
+    for name in ("PROMOTE_AFTER", "_G_TABLE", "_G_USES"):
+        monkeypatch.setattr(sm2, name, getattr(sm2, name))
+    rng = random.Random(5)
+    d = rng.randrange(1, int(sm2.N) - 1)
+    key = sm2.public_key(d)
+    signed = [(msg, *sm2.sign(d, b"uid", msg, rng.randrange(1, int(sm2.N) - 1))) for msg in (b"a", b"b", b"c")]
+    sm2.clear_caches()
+    sm2.prepare_for_batch()
+    assert sm2._g_table().w == 8 and sm2.PROMOTE_AFTER == 2
+    for msg, r, s in signed:
+        assert sm2.verify(key, b"uid", msg, r, s)
+        assert not sm2.verify(key, b"uid", msg + b"!", r, s)
+    assert isinstance(sm2._KEY_TABLES[(key.x, key.y)][1], sm2._FixedBase)
+
+
+def test_sha256_memory_answers_only_for_the_same_immutable_object():
+    import hashlib
+
+    from csvverify.hashing import sha256
+
+    data = b"report bytes" * 100
+    assert sha256(data) == sha256(data) == hashlib.sha256(data).digest()
+    buf = bytearray(data)
+    assert sha256(buf) == hashlib.sha256(buf).digest()
+    buf[0] ^= 1  # a mutable buffer changed in place is hashed again
+    assert sha256(buf) == hashlib.sha256(buf).digest()
+    other = bytes(data[:-1]) + b"x"
+    assert sha256(other) == hashlib.sha256(other).digest()

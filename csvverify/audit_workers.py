@@ -182,6 +182,33 @@ def _worker_env() -> dict:
     return {k: v for k, v in os.environ.items() if k.startswith("CSVVERIFY_") or k in ("HOME", "XDG_DATA_HOME")}
 
 
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _forkserver_context(jobs: int):
+    """The forkserver context, its server preloading this module; None when jobs <= 1 or on platforms without
+    it (forkserver: workers never inherit the writer's open SQLite connection, which is unsafe across fork)."""
+    import multiprocessing
+
+    if jobs <= 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(["csvverify.audit_workers"])
+    return mp
+
+
+def start_early(jobs: int) -> None:
+    """Start the forkserver now: its imports then overlap the caller's own start (opening the archive)."""
+    if _forkserver_context(jobs) is not None:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def results(tasks: Iterable, settings: Settings, ctx: Context, db_path, force: bool, jobs: int) -> Iterator:
     """(task, result) pairs in input order; at most jobs × WINDOW_PER_JOB chunks are in flight."""
     if jobs <= 1:
@@ -195,11 +222,7 @@ def results(tasks: Iterable, settings: Settings, ctx: Context, db_path, force: b
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # forkserver: workers never inherit the writer's open SQLite connection (unsafe across fork).
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    mp = multiprocessing.get_context(method)
-    if method == "forkserver":
-        mp.set_forkserver_preload(["csvverify.audit_workers"])
+    mp = _forkserver_context(jobs) or multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(jobs, mp_context=mp, initializer=_init_worker,
                                initargs=(settings, ctx, str(db_path), force, _worker_env(), os.getpid()))
     pending: deque = deque()

@@ -819,13 +819,17 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
     unreadable; 3 signature/chain/integrity; 4 collateral missing; 5 expectation; 6 policy);
     7 the archive cannot be used. Non-zero therefore means "the batch had failures".
     """
-    from csvverify import audit as batch
-    from csvverify.appraise import Appraiser
-    from csvverify.carryover import TRUST, recorded_options
+    from csvverify.audit_workers import default_jobs, start_early
     from csvverify.errors import UsageError
 
     if "-" in paths:
         raise UsageError("audit reads files and directories, not standard input; use `csvverify verify -`")
+    start_early(jobs or default_jobs())  # the workers' imports then overlap this process's own
+
+    from csvverify import audit as batch
+    from csvverify.appraise import Appraiser
+    from csvverify.carryover import TRUST, recorded_options
+
     settings = _settings(**appraisal_options)
     appraiser = Appraiser(settings)  # unusable collateral options stop here, before the archive is touched
     archive = _archive(db_path)

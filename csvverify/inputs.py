@@ -57,9 +57,14 @@ def read_input(path: str | os.PathLike) -> bytes:
     except OSError as exc:
         raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
     with open(fd, "rb", closefd=True) as fh:
-        _check_kind(os.fstat(fd), name)
+        st = os.fstat(fd)
+        _check_kind(st, name)
         try:
-            data = fh.read(MAX_INPUT + 1)
+            # Read the size fstat gives (a batch reads many small files: no 1 MiB buffer each), plus one byte
+            # to notice a file that grew or claims size 0 (/proc); then read on, up to the cap.
+            data = fh.read(st.st_size + 1)
+            if len(data) > st.st_size:
+                data += fh.read(MAX_INPUT + 1 - len(data))
         except OSError as exc:
             raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
     return _check_read(data, name)

@@ -190,6 +190,12 @@ def test_replay_flags(run_cli, tmp_path):
     assert doc["replay"] == {"mnonce": 1, "user_data": 1, "paths": 1, "chip_vms": 1, "vm_threshold": 16}
     text = run_cli("audit", ev, *corpus_root.options, "--db", tmp_path / "a.db").output
     assert "1 × mnonce reused across different reports" in text and "1 × chip under many VM ids (more than 16)" in text
+    # A later batch counts only the groups its own reports touch (the archive then holds reports outside it).
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "d.cert").write_bytes(report_bytes(4, user_data=b"fourth", mnonce=mnonce))
+    code, doc = audit_json(run_cli, later, *corpus_root.options, "--db", tmp_path / "a.db")
+    assert code == 0 and (doc["replay"]["mnonce"], doc["replay"]["user_data"], doc["replay"]["paths"]) == (1, 0, 0)
 
 
 def test_progress_bar_only_on_a_terminal(run_cli, corpus, tmp_path):

@@ -13,6 +13,7 @@ from click_default_group import DefaultGroup
 
 from csvverify import __version__
 from csvverify.errors import CsvVerifyError
+from csvverify.text import printable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -21,9 +22,8 @@ class CliError(click.ClickException):
     """A library error shown as ``Error: message`` plus its hint, with the error's own exit class."""
 
     def __init__(self, error: CsvVerifyError):
-        from csvverify.render import printable  # messages quote file names and input text
-
-        super().__init__("\n".join(printable(line) for line in error.diagnostics().split("\n")))
+        # Messages and hints quote file names and input text: each is escaped whole, so no newline survives.
+        super().__init__(printable(error.message) + (f"\n  hint: {printable(error.hint)}" if error.hint else ""))
         self.exit_code = error.exit_code
 
 
@@ -35,7 +35,7 @@ def translate_errors(fn):
         except CsvVerifyError as exc:
             raise CliError(exc) from None
         except OSError as exc:  # files the user named for output, directories that vanished, full disks
-            where = f" {exc.filename}" if exc.filename else ""
+            where = f" {printable(str(exc.filename))}" if exc.filename else ""
             raise click.ClickException(f"cannot access{where}: {exc.strerror or exc}") from None
 
     return wrapper
@@ -61,7 +61,7 @@ class HexBytes(click.ParamType):
             try:
                 data = bytes.fromhex(text)
             except ValueError:
-                self.fail(f"{value!r} is not hex", param, ctx)
+                self.fail(f"{printable(repr(value))} is not hex", param, ctx)
         if self.size is not None and len(data) != self.size:
             self.fail(f"{len(data)} bytes given, {self.size} expected", param, ctx)
         if self.max_size is not None:
@@ -75,27 +75,28 @@ class HexBytes(click.ParamType):
         import os
         import stat
 
+        shown = printable(name)
         limit = self.size or self.max_size or 4096
         fix = f"put the value (at most {limit} bytes) in a regular file, or give it as hex"
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not hang
         except OSError as exc:
-            self.fail(f"cannot read {name}: {exc.strerror}", param, ctx)
+            self.fail(f"cannot read {shown}: {exc.strerror}", param, ctx)
         try:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
                 kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
                         else "a device or socket")
-                self.fail(f"{name} is {kind}, not a regular file: {fix}", param, ctx)
+                self.fail(f"{shown} is {kind}, not a regular file: {fix}", param, ctx)
             data = os.read(fd, limit + 1)
         except OSError as exc:
-            self.fail(f"cannot read {name}: {exc.strerror}", param, ctx)
+            self.fail(f"cannot read {shown}: {exc.strerror}", param, ctx)
         finally:
             os.close(fd)
         if len(data) > limit:
-            self.fail(f"{name} is larger than {limit} bytes: {fix}", param, ctx)
+            self.fail(f"{shown} is larger than {limit} bytes: {fix}", param, ctx)
         if not data:
-            self.fail(f"{name} is empty: {fix}", param, ctx)
+            self.fail(f"{shown} is empty: {fix}", param, ctx)
         return data
 
 
@@ -666,7 +667,7 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
         progress.close()
 
     for warning in result.warnings + tuple(dg.policy_warnings(result) if emit_policy else ()):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {printable(warning)}", err=True)  # warnings quote file names
     if fmt == "json":
         click.echo(json.dumps(dg.as_dict(result, match), indent=2))
     else:
@@ -743,7 +744,8 @@ def _record_verdicts(db_path, appraiser, inputs, verdicts, trust: dict, as_of_gi
             except InputError:
                 data = None
             if data is not None and sha256(data).hex() != verdict.sha256:
-                click.echo(f"warning: {path} changed after verification; its bytes are not archived", err=True)
+                click.echo(f"warning: {printable(str(path))} changed after verification; its bytes are not archived",
+                           err=True)
                 data = None
         items.append(appraisal(verdict, ctx, STDIN if path == "-" else display_path(os.path.abspath(path)), data))
     stored = archive.store(items, settings_sha, run_id, force=True)

@@ -6,6 +6,7 @@ from csvverify import __version__
 from csvverify.certs import CsvCert, ascii_text, usage_name
 from csvverify.errors import InputError
 from csvverify.report import Report
+from csvverify.text import printable
 from csvverify.verdict import SCHEMA, ExitClass, Status, Verdict
 
 _CLASS_TEXT = {
@@ -16,16 +17,6 @@ _CLASS_TEXT = {
     ExitClass.POLICY: "policy not met",
 }
 _MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.SKIPPED: "skip", Status.NOT_APPLICABLE: "n/a"}
-
-
-def printable(text: str) -> str:
-    """Text with every non-printable character (C0/C1 controls, DEL, bidi and other format characters, line
-    breaks) shown as \\xNN or \\uNNNN, so that no input can move the cursor or rewrite lines on a terminal.
-    Report-derived text is ASCII already (``certs.ascii_text``); this also covers file names and messages."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-                   if ord(c) < 0x10000 else f"\\U{ord(c):08x}" for c in text)
 
 
 def verdict_text(verdict: Verdict, verbose: bool = True) -> str:

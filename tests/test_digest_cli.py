@@ -3,10 +3,10 @@
 import hashlib
 import io
 import json
+import os
 import struct
-import tomllib
-
 import sys
+import tomllib
 
 import pytest
 from click.testing import CliRunner
@@ -164,6 +164,26 @@ def test_emit_policy_with_explain_keeps_a_hostile_file_name_inside_its_comments(
     hostile.write_bytes(files["fw"].read_bytes())
     result = run("--ovmf", hostile, "--emit-policy", "--explain", "--label", "x")
     assert tomllib.loads(result.stdout) == {"measurements": [{"value": sm3(hostile.read_bytes()).hex(), "label": "x"}]}
+
+
+def test_emit_policy_default_label_of_a_non_utf8_file_name_stays_valid_toml(files, tmp_path):
+    odd = tmp_path / os.fsdecode(b"fw\xff.fd")  # a file name that is not UTF-8
+    odd.write_bytes(files["fw"].read_bytes())
+    result = run("--ovmf", odd, "--emit-policy")
+    entry = tomllib.loads(result.stdout)["measurements"][0]
+    assert entry["label"] == "fw\\xff.fd"
+
+
+def test_warnings_escape_file_names(files, tmp_path):
+    hostile = tmp_path / "k\x1b[31m\nforged line"
+    hostile.write_bytes(b"\0" * 600)  # not a bzImage: a warning that names the file
+    result = run("--ovmf", files["fw"], "--kernel", hostile)
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warning and "\x1b" not in result.stderr and "forged line" in warning[0], result.stderr
+
+
+def test_a_newline_in_a_missing_file_name_stays_on_the_error_line(tmp_path):
+    assert_one_line_error(run("--ovmf", tmp_path / "no\nfile"), "no\\x0afile: no such file")
 
 
 def test_emit_policy_prints_a_toml_entry(files):

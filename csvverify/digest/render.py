@@ -3,6 +3,7 @@
 import base64
 
 from csvverify.errors import UsageError
+from csvverify.text import printable
 
 from . import ovmf
 from .compute import DigestResult
@@ -11,7 +12,6 @@ from .table import table_fields
 
 SCHEMA = "csvverify/digest/v1"
 FORMATS = ("hex", "base64", "json")
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 UNPINNED = "this value does not depend on the kernel, initrd or cmdline"
 
 
@@ -158,13 +158,16 @@ def default_label(r: DigestResult) -> str:
 
 
 def toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    """A TOML basic string: quotes, backslashes and control characters escaped; a byte of a name that was not
+    UTF-8 becomes the text \\xNN (a policy file must stay UTF-8)."""
     out = []
     for ch in text:
         if ch in '"\\':
             out.append("\\" + ch)
         elif ord(ch) < 0x20 or ord(ch) == 0x7F:
             out.append(f"\\u{ord(ch):04X}")
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte of a name that was not UTF-8: TOML files must be UTF-8
+            out.append(f"\\\\x{ord(ch) - 0xDC00:02x}")
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
@@ -240,27 +243,8 @@ def _text(data: bytes) -> str:
 
 
 def _printable(text: str | bytes, quote: bool = False) -> str:
-    """``text`` on one line, unambiguously: a backslash is doubled, so an escape such as ``\\xff``
-    always stands for a byte or character and never for those four characters typed literally.
-    Bytes are decoded as UTF-8; an undecodable byte (also in a ``str`` from a non-UTF-8 argv, as a
-    surrogate escape) shows as ``\\xNN``."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "surrogateescape")
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if quote and ch == '"':
-            out.append('\\"')
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
-            out.append(f"\\x{code - 0xDC00:02x}")
-        else:
-            out.append(f"\\x{code:02x}" if code < 0x100 else
-                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return '"' + "".join(out) + '"' if quote else "".join(out)
+    """``text`` on one line, unambiguously (a backslash is doubled: ``\\xff`` always stands for a byte)."""
+    return printable(text, unambiguous=True, quote=quote)
 
 
 def _row(key: str, value: str) -> str:

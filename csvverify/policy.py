@@ -557,8 +557,8 @@ chip = "EXAMPLECHIP0001"
 since = 2026-01-01
 reason = "example: chip retired"
 
-# V1 reports: guest-policy bits and chip lists pass only when an expectation on user data, mnonce
-# or measure passed (the V1 anonce is unsigned); the [[measurements]] above count as one.
+# V1 reports: guest-policy bits pass only when an expectation on user data, mnonce or measure
+# passed (the V1 anonce is unsigned); the [[measurements]] above count as one.
 [guest_policy]
 require = ["NODBG"]             # bits that must be set: NODBG NOKS ES NOSEND DOMAIN CSV CSV3 ASID_REUSE
 forbid = []                     # bits that must be clear
@@ -636,19 +636,19 @@ def _fmt_rule(policy: Policy, name: str) -> str:
 def evaluate(policy: Policy, facts: Facts, add) -> None:
     """Add the policy.* checks through ``add(check_id, status, reason)``; statuses are strings.
 
-    The allowlists run first: a passing one pins a V1 report's anonce, which the rules on decoded
-    fields (guest-policy bits, chip lists, flags read from the policy word) need in order to pass.
+    The allowlists run first: a passing one pins a V1 report's anonce, which the rules on the decoded
+    policy word (guest-policy bits, flags read from it) need in order to pass.
     """
     _requirements(policy, facts, add)
-    pins = [f"expect.{q}" for q in sorted(facts.expectations_passed)]
+    pinned = bool(facts.expectations_passed)
     for check_id, rule, quantity, actual, flag in (
             ("policy.measurement", "measurements", "measure", facts.report.measure, "--expect-measure"),
             ("policy.user_data", "expect.user_data", "user_data", facts.report.report_data, "--expect-user-data"),
             ("policy.mnonce", "expect.mnonce", "mnonce", facts.report.mnonce, "--expect-mnonce")):
         if _allowlist(policy, facts, add, check_id, rule, quantity, actual, flag) == "pass":
-            pins.append(check_id)
-    unpinned = V1_UNPINNED if facts.report.version == 1 and not pins else None
-    _chip(policy, facts, add, unpinned)
+            pinned = True
+    unpinned = V1_UNPINNED if facts.report.version == 1 and not pinned else None
+    _chip(policy, facts, add)
     _guest_policy(policy, facts, add, unpinned)
     _firmware(policy, facts, add)
     _forensics(policy, facts, add, unpinned)
@@ -743,7 +743,7 @@ def _chip_unbound(facts: Facts) -> list[str]:
     return reasons
 
 
-def _chip(policy: Policy, facts: Facts, add, unpinned: str | None) -> None:
+def _chip(policy: Policy, facts: Facts, add) -> None:
     chip = facts.report.chip_id
     allow, deny = policy.get("chips.allow"), policy.get("chips.deny")
     if not allow and not deny:
@@ -769,10 +769,8 @@ def _chip(policy: Policy, facts: Facts, add, unpinned: str | None) -> None:
             fails.append(f"chip {chip!r} is not on the allow list of {_fmt_rule(policy, 'chips.allow')}")
     if not fails and not passes:
         passes.append(f"chip {chip!r} is not on the deny list of {_fmt_rule(policy, 'chips.deny')}")
-    # A bound chip id is sound whatever the anonce: the CEK filed under that id signed the PEK.
+    # Only the binding matters, whatever the V1 anonce: the CEK filed under that chip id signed the PEK.
     unproven = _chip_unbound(facts)
-    if unproven and unpinned:
-        unproven.append(f"the chip id was {unpinned}")
     if passes and not unproven:
         passes[-1] += " (bound: chip.binding passed and the chain verified)"
     _outcome(add, "policy.chip", fails, passes, "", unproven)

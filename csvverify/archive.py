@@ -150,7 +150,7 @@ CHECK_ROWS_LIMIT = 1024
 
 def _check_rows(verdict) -> _CheckRows:
     """The rows, encoding and outcome of a verdict's checks. Verdicts of a batch mostly consist of the very same
-    Check objects (see verdict._check), so the entry is found by their ids; an entry keeps its Check objects
+    Check objects (see verdict._once), so the entry is found by their ids; an entry keeps its Check objects
     alive, so an id in a key cannot have been reused by another object while the entry exists."""
     key = tuple(map(id, verdict.checks))
     entry = _CHECK_ROWS.get(key)
@@ -173,7 +173,7 @@ _FINDINGS_JSON: dict[tuple, tuple] = {}
 
 def _findings_json(findings: list) -> str:
     """The findings' compact JSON items joined by ",". Verdicts of a batch share their Finding objects (see
-    verdict._finding): found by their ids, the entry holding the objects so that no id can be reused meanwhile."""
+    verdict._once): found by their ids, the entry holding the objects so that no id can be reused meanwhile."""
     key = tuple(map(id, findings))
     entry = _FINDINGS_JSON.get(key)
     if entry is None:

@@ -145,36 +145,20 @@ class Verdict:
         }
 
 
-# Checks are immutable and most recur verbatim in every verdict of a batch: one object each is made once
-# (which also lets a pickled batch of verdicts carry each reason text once).
-_MADE: dict[tuple, Check] = {}
-MADE_LIMIT = 4096
+# Checks and findings are immutable and most recur verbatim in every verdict of a batch: one object each is
+# made once (which also lets a pickled batch of verdicts carry each reason text once).
+_MADE: dict[tuple, Check | Finding] = {}
+MADE_LIMIT = 8192
 
 
-def _check(check_id: str, status: Status, reason: str) -> Check:
-    if status.__class__ is not Status:  # e.g. the plain string "pass": never confused with the Status member
-        return Check(check_id, status, reason)
-    key = (check_id, status._value_, reason)  # the value names the member (and hashes faster than the member)
-    check = _MADE.get(key)
-    if check is None:
+def _once(kind, *fields):
+    key = (kind, *fields)
+    made = _MADE.get(key)
+    if made is None:
         if len(_MADE) >= MADE_LIMIT:
             _MADE.clear()
-        check = _MADE[key] = Check(check_id, status, reason)
-    return check
-
-
-_FOUND: dict[tuple, Finding] = {}
-
-
-def _finding(finding_id: str, severity: str, message: str) -> Finding:
-    """One Finding object per distinct finding, like ``_check``."""
-    key = (finding_id, severity, message)
-    finding = _FOUND.get(key)
-    if finding is None:
-        if len(_FOUND) >= MADE_LIMIT:
-            _FOUND.clear()
-        finding = _FOUND[key] = Finding(finding_id, severity, message)
-    return finding
+        made = _MADE[key] = kind(*fields)
+    return made
 
 
 class VerdictBuilder:
@@ -185,14 +169,12 @@ class VerdictBuilder:
         self._checks: dict[str, Check] = {}
 
     def add(self, check_id: str, status: Status, reason: str) -> None:
-        if check_id not in CHECKS:
-            raise KeyError(f"unknown check id {check_id}")
-        if check_id in self._checks:
-            raise ValueError(f"check {check_id} recorded twice")
-        self._checks[check_id] = _check(check_id, status, reason)
+        if status.__class__ is not Status:
+            raise TypeError(f"check {check_id}: status {status!r} is not a Status")
+        self.add_check(_once(Check, check_id, status, reason))
 
     def add_check(self, check: Check) -> None:
-        """Record a check made elsewhere (e.g. a remembered one), with the same rules as ``add``."""
+        """Record a check (also one made elsewhere, e.g. a remembered one): a known id, recorded once."""
         if check.id not in CHECKS:
             raise KeyError(f"unknown check id {check.id}")
         if check.id in self._checks:
@@ -212,10 +194,10 @@ class VerdictBuilder:
         return check.status if check else None
 
     def finding(self, finding_id: str, severity: str, message: str) -> None:
-        self.verdict.findings.append(_finding(finding_id, severity, message))
+        self.verdict.findings.append(_once(Finding, finding_id, severity, message))
 
     def finish(self, default_reason: str = "not run") -> Verdict:
-        self.verdict.checks = [self._checks.get(cid) or _check(cid, Status.SKIPPED, default_reason) for cid in CHECKS]
+        self.verdict.checks = [self._checks.get(cid) or _once(Check, cid, Status.SKIPPED, default_reason) for cid in CHECKS]
         return self.verdict
 
 

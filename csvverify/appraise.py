@@ -61,8 +61,8 @@ class Appraiser:
             except InputError:
                 pek = None
             collateral = self.collateral.find(report.chip_id, pek, envelope)
-        claims = Claims(envelope.shape, envelope.serial_number, envelope.pek,
-                        envelope.pek_only_in_envelope) if envelope else Claims()
+        claims = Claims(envelope.shape, envelope.serial_number, envelope.pek, envelope.pek_only_in_envelope,
+                        envelope.chip_id_from_envelope) if envelope else Claims()
         verdict = verify(report, input_name=name, input_sha256=digest, roots=self.settings.roots,
                          chain=self.settings.chain, collateral=collateral, expect=self.settings.expect, claims=claims,
                          policy=self.settings.policy)

@@ -61,6 +61,7 @@ class Claims:
     serial_number: str | None = None
     pek: bytes | None = None
     pek_from_envelope: bool = False  # the report's PEK slot was filled from the envelope (legacy JSON)
+    chip_id_from_envelope: bool = False  # the report's chip id is a copy of serial_number (legacy JSON)
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
@@ -435,7 +436,7 @@ def _chip_binding(b: VerdictBuilder, report: Report, collateral: Collateral | No
     Passes only when this verifier found the certificates filed under the report's chip id and their CEK
     signed this PEK; report and envelope alone are both the prover's claims, so agreeing is not enough."""
     # The legacy serde shape has no chip id of its own: the report was rebuilt with serial_number in it.
-    copied = claims.pek_from_envelope and claims.serial_number is not None
+    copied = claims.chip_id_from_envelope
     named = [("report", report.chip_id, " (copied from the envelope's serial_number)" if copied else "")]
     if claims.serial_number is not None and not copied:
         named.append(("envelope serial_number", claims.serial_number, ""))
@@ -475,7 +476,7 @@ def _claim_findings(b: VerdictBuilder, report: Report, collateral: Collateral | 
                   "they belong to rests on the prover's word (no KDS lookup by this verifier)")
     if claims.pek_from_envelope:
         chip = (" and its chip id only in serial_number (copied into the rebuilt report)"
-                if claims.serial_number is not None else "")
+                if claims.chip_id_from_envelope else "")
         b.finding("pek-from-envelope", "warning", f"the {claims.shape} carries the PEK only in its envelope "
                                                   f"(cert_chain.pek){chip}; the MAC over it is not available")
     elif claims.pek is not None and claims.pek != report.pek_raw:

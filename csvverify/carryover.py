@@ -138,6 +138,8 @@ def weaker_than(new: dict, base: dict) -> list[str]:
     if base.get("chain") and not new.get("chain"):
         found.append(NO_CHAIN)
     old_roots, new_roots = set(base.get("trust_roots") or ()), set(new.get("trust_roots") or ())
+    if not new.get("chain"):  # roots mean nothing without the chain (the store's are then not even loaded)
+        old_roots = new_roots = set()
     if old_roots - new_roots:
         found.append(f"{len(old_roots - new_roots)} trust root(s) of the baseline are no longer trusted")
     if new_roots - old_roots:

@@ -355,3 +355,14 @@ def test_db_head_and_expect_head(run_cli, archive):
     assert res.exit_code == 3 and "the expected head is not in the verified chain" in res.output
     res = run_cli("db", "head", "--db", archive)
     assert res.exit_code == 3 and res.stdout == "" and "BROKEN" in res.stderr
+
+
+def test_reappraise_no_chain_is_enough_consent_when_the_root_came_from_the_store(run_cli, tmp_path):
+    # The store's roots are loaded only for --chain: turning the chain off must not read as "roots dropped".
+    assert run_cli("certs", "import", "--root", SAMPLES / "test-root.cert").exit_code == 0
+    db = tmp_path / "a.db"
+    res = run_cli("audit", SAMPLES / "v1-blanked.cert", "--chain", "--hsk-cek", SAMPLES / "hsk_cek.cert", "--db", db)
+    assert res.exit_code == 0, res.output
+    res = run_cli("db", "reappraise", "--db", db, "--no-chain", "--dry-run", "--json")
+    assert res.exit_code != 2, res.output
+    assert json.loads(res.stdout)["weaker_than_stored"] == ["the certificate chain is no longer checked (--no-chain)"]

@@ -508,7 +508,7 @@ class CertStore:
                 result.refused.append((what, "missing or altered inside the bundle"))
                 continue
             if record["kind"] == "root":
-                entry = self._bundle_root(blob, what, source, record, refused_roots, as_root, result)
+                entry = self._bundle_root(blob, what, source, record, roots, refused_roots, as_root, result)
                 if entry is not None:
                     try:
                         roots = roots.with_extra(blob, source, imported_at=entry.imported_at)
@@ -521,9 +521,14 @@ class CertStore:
                 pending.append((entry, blob))
         self._commit(pending, result)
 
-    def _bundle_root(self, blob, what, source, record, refused_roots, as_root, result) -> Entry | None:
+    def _bundle_root(self, blob, what, source, record, roots, refused_roots, as_root, result) -> Entry | None:
         if not as_root:
             key_id = blob[4:20]
+            trusted = roots.for_key_id(key_id)
+            if trusted is not None and _same_key(trusted, blob):
+                result.notes.append(f"{what}: root key id {key_id.hex()} is already trusted here "
+                                    f"({trusted.describe()}); the bundle's copy was not needed")
+                return None
             refused_roots[key_id] = key_id.hex()
             result.refused.append((what, f"a root (key id {key_id.hex()}) is imported from a bundle only with "
                                          "`certs import --root BUNDLE`; it was not imported"))
@@ -624,3 +629,11 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
     tar.addfile(info, io.BytesIO(data))
+
+
+def _same_key(root, blob: bytes) -> bool:
+    try:
+        cert = parse_root_cert(blob, "bundle root")
+    except InputError:
+        return False
+    return cert.key == root.key and cert.uid == root.uid

@@ -428,6 +428,19 @@ def test_bundle_roots_are_imported_only_with_root(run_cli, tmp_path, forge_files
     assert run_cli(report, "--chain", "-q").exit_code == 0
 
 
+def test_a_bundle_root_already_trusted_here_is_no_refusal(run_cli, tmp_path, forge_files, monkeypatch):
+    root, tree, report = forge_files
+    _fill(run_cli, ["root", "tree"], root, tree, None)
+    bundle = tmp_path / "bundle.tar"
+    run_cli("certs", "export", bundle)
+    monkeypatch.setenv("CSVVERIFY_HOME", str(tmp_path / "second"))
+    assert run_cli("certs", "import", "--root", root).exit_code == 0  # trusted here already
+    res = run_cli("certs", "import", bundle)
+    assert res.exit_code == 0, res.output
+    assert "refused" not in res.output and "is already trusted here" in res.output
+    assert run_cli(report, "--chain", "-q").exit_code == 0
+
+
 def test_bundle_with_altered_cert_is_refused(run_cli, tmp_path, real_dir, monkeypatch):
     run_cli("certs", "import", real_dir / "hsk_cek.cert", "--chip-id", REAL_CHIP)
     bundle = tmp_path / "bundle.tar"

@@ -122,6 +122,9 @@ def m002_report_coverage(db):
     db.execute("ALTER TABLE verdicts ADD COLUMN report_fields_sha256 TEXT")
     # Why a report's bytes were not stored: sealing-key, not-a-report, stdin or unavailable (NULL: stored).
     db.execute("ALTER TABLE reports ADD COLUMN withheld TEXT")
+    # Older archives kept the bytes of inputs that did not decode, which may hold a sealing key: drop them
+    # (no verdict hash covers them; their sha256 and size stay).
+    db.execute("UPDATE reports SET bytes = NULL, withheld = 'not-a-report' WHERE version IS NULL AND bytes IS NOT NULL")
 
 
 @migration

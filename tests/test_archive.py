@@ -550,3 +550,27 @@ def test_first_batch_is_committed_early_then_batches_are_full_size(tmp_path, cor
     audit(archive, [corpus.reports], settings_for(corpus), recursive=True, jobs=1)
     archive.close()
     assert [r[0] for r in rows(db, "SELECT verdict_id FROM chain_heads ORDER BY id")] == [3, 8, 12]
+
+
+def test_m002_drops_bytes_an_older_archive_kept_for_inputs_that_did_not_decode(tmp_path):
+    """Such bytes may hold a sealing key (a keyed report padded out of shape): the upgrade clears them."""
+    import sqlite_utils
+
+    from csvverify import migrations
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    first = migrations.MIGRATIONS[0]
+    assert first.__name__ == "m001_initial"
+    first(db)
+    db.execute(f"CREATE TABLE {migrations.MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT)")
+    db[migrations.MIGRATIONS_TABLE].insert({"name": "m001_initial", "applied_at": "2026-11-01T00:00:00+00:00"})
+    keyed = (Path(__file__).resolve().parents[1] / "samples" / "v1-good.cert").read_bytes() + b"\n\n"  # carries the sample's sealing key, not a report
+    db["reports"].insert({"sha256": "ab" * 32, "size": len(keyed), "bytes": keyed, "first_seen": "x"})
+    db["reports"].insert({"sha256": "cd" * 32, "size": 2548, "bytes": keyed[:2548], "version": 1, "first_seen": "x"})
+    db.conn.commit()
+    db.close()
+    archive = Archive(path)
+    rows_ = dict(archive.conn.execute("SELECT sha256, bytes IS NULL AND withheld = 'not-a-report' FROM reports"))
+    archive.close()
+    assert rows_ == {"ab" * 32: 1, "cd" * 32: 0}

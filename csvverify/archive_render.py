@@ -4,16 +4,14 @@ File names, chip ids and reasons come from the evidence: characters that are not
 escapes, bidi controls) are shown as ``\\xNN`` / ``\\uNNNN`` escapes, never sent to the terminal raw.
 """
 
+from csvverify import text
 from csvverify.replay import LABELS
 
 OUTCOME_ORDER = ("pass", "fail", "incomplete", "error")
 
 
 def printable(value) -> str:
-    text = "" if value is None else str(value)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return "" if value is None else text.printable(str(value))
 
 
 def _table(headers, rows, right=()) -> list[str]:

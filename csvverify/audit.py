@@ -115,18 +115,9 @@ def settings_fingerprint(appraiser: Appraiser, as_of_given: bool = False) -> tup
         "policy_sha256": policy_sha256(s),
     }
     policy = getattr(s, "policy", None)
-    if policy is not None and policy.as_of is not None and (as_of_given or has_dated_rules(policy)):
+    if policy is not None and policy.as_of is not None and (as_of_given or policy.dated):
         desc["policy_as_of"] = policy.as_of.isoformat()  # only then, so other fingerprints stay as they were
     return sha256(json.dumps(desc, sort_keys=True).encode()).hex(), desc
-
-
-def has_dated_rules(policy) -> bool:
-    """Rules whose outcome depends on the evaluation time (a deny-list entry with a date)."""
-    for rule in policy.rules.values():
-        values = rule.value if isinstance(rule.value, (tuple, list)) else ()
-        if any(getattr(v, "since", None) is not None or getattr(v, "until", None) is not None for v in values):
-            return True
-    return False
 
 
 def policy_sha256(settings: Settings) -> str | None:

@@ -65,6 +65,9 @@ class Worker:
     Inputs come in chunks: one query per chunk finds those already verified."""
 
     def __init__(self, settings: Settings, ctx: Context, db_path, force: bool):
+        from csvverify import sm2
+
+        sm2.prepare_for_batch()  # this process verifies many reports (a pool worker, or the audit with --jobs 1)
         self.appraiser = Appraiser(settings)
         self.ctx = ctx
         self.conn = connect(db_path, readonly=True)
@@ -157,9 +160,6 @@ def _init_worker(settings, ctx, db_path, force, env, parent_pid):
     for key in [k for k in os.environ if k.startswith("CSVVERIFY_")]:
         del os.environ[key]
     os.environ.update(env)  # the forkserver's environment may be older than the caller's
-    from csvverify import sm2
-
-    sm2.prepare_for_batch()
     _WORKER = Worker(settings, ctx, db_path, force)
 
 

@@ -63,6 +63,11 @@ class Policy:
         rule = self.rules.get(name)
         return default if rule is None else rule.value
 
+    @property
+    def dated(self) -> bool:
+        """Whether an outcome depends on the evaluation time (a chip deny-list entry with a date)."""
+        return any(entry.since is not None for entry in self.get("chips.deny") or ())
+
     def origin(self, name: str) -> str:
         return self.rules[name].origin
 

@@ -46,8 +46,9 @@ class Appraiser:
         self.settings = settings
         self.collateral = CollateralFinder(settings.collateral, self.store) if settings.chain else None
 
-    def appraise_bytes(self, data: bytes, name: str) -> Verdict:
-        digest = sha256(data).hex()
+    def appraise_bytes(self, data: bytes, name: str, digest: str | None = None) -> Verdict:
+        """One verdict; ``digest``: the hex SHA-256 of ``data`` when the caller has it already."""
+        digest = digest or sha256(data).hex()
         try:
             evidence = decode_container(data, name)
             report = parse_evidence(evidence, name, self.settings.report_version)

@@ -119,9 +119,11 @@ class Worker:
             return found or appraisal(error_verdict(item.name, None, *item.error), self.ctx, item.name, None)
         if item.sha256 in known:
             return Archived(item.name, item.sha256, *known[item.sha256])
-        baseline = item.task.baseline_id if isinstance(item.task, Stored) else None
-        return appraisal(self.appraiser.appraise_bytes(item.data, item.name), self.ctx, item.name, item.data,
-                         reappraises=baseline)
+        stored = isinstance(item.task, Stored)
+        baseline = item.task.baseline_id if stored else None
+        # A stored report's recorded sha256 is not taken on trust: its bytes are hashed again.
+        verdict = self.appraiser.appraise_bytes(item.data, item.name, None if stored else item.sha256)
+        return appraisal(verdict, self.ctx, item.name, item.data, reappraises=baseline)
 
 
 _WORKER: Worker | None = None

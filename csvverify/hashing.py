@@ -23,15 +23,5 @@ def hmac_sm3(key: bytes, data: bytes) -> bytes:
     return h.finalize()
 
 
-_LAST_SHA256: tuple = (None, b"")  # (bytes object, its digest): an audit hashes each input twice in a row
-
-
 def sha256(data: bytes) -> bytes:
-    global _LAST_SHA256
-    last = _LAST_SHA256
-    if data is last[0]:  # the very same immutable bytes object (held here, so never another one at that id)
-        return last[1]
-    digest = hashlib.sha256(data).digest()
-    if type(data) is bytes:
-        _LAST_SHA256 = (data, digest)
-    return digest
+    return hashlib.sha256(data).digest()

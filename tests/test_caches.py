@@ -194,18 +194,3 @@ def test_prepare_for_batch_changes_speed_only(monkeypatch):
         assert sm2.verify(key, b"uid", msg, r, s)
         assert not sm2.verify(key, b"uid", msg + b"!", r, s)
     assert isinstance(sm2._KEY_TABLES[(key.x, key.y)][1], sm2._FixedBase)
-
-
-def test_sha256_memory_answers_only_for_the_same_immutable_object():
-    import hashlib
-
-    from csvverify.hashing import sha256
-
-    data = b"report bytes" * 100
-    assert sha256(data) == sha256(data) == hashlib.sha256(data).digest()
-    buf = bytearray(data)
-    assert sha256(buf) == hashlib.sha256(buf).digest()
-    buf[0] ^= 1  # a mutable buffer changed in place is hashed again
-    assert sha256(buf) == hashlib.sha256(buf).digest()
-    other = bytes(data[:-1]) + b"x"
-    assert sha256(other) == hashlib.sha256(other).digest()

@@ -162,10 +162,10 @@ def test_internal_error_is_an_error_row(run_cli, corpus, tmp_path, monkeypatch):
 
     real = Appraiser.appraise_bytes
 
-    def flaky(self, data, name):
+    def flaky(self, data, name, digest=None):
         if name.endswith("r00003.cert"):
             raise ZeroDivisionError("boom")
-        return real(self, data, name)
+        return real(self, data, name, digest)
 
     monkeypatch.setattr(Appraiser, "appraise_bytes", flaky)
     code, doc = audit_json(run_cli, corpus.reports / "d000", *corpus.options, "--db", tmp_path / "a.db", "--jobs", "1")

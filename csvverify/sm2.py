@@ -94,25 +94,6 @@ def _add(p1, p2):
     return (x3, y3, z1 * z2 * h % p)
 
 
-def _to_affine_many(points):
-    """Batch-convert Jacobian points (none at infinity) to affine with one inversion."""
-    p = P
-    prefix = []
-    acc = _num(1)
-    for _, _, z in points:
-        prefix.append(acc)
-        acc = acc * z % p
-    inv = _num(pow(int(acc), -1, int(p)))
-    out = [None] * len(points)
-    for i in range(len(points) - 1, -1, -1):
-        x, y, z = points[i]
-        zi = inv * prefix[i] % p
-        inv = inv * z % p
-        zi2 = zi * zi % p
-        out[i] = (x * zi2 % p, y * zi2 * zi % p)
-    return out
-
-
 def _inverses(values):
     """Modular inverses of many non-zero field elements for the price of one (Montgomery's trick)."""
     p = P
@@ -126,6 +107,16 @@ def _inverses(values):
     for i in range(len(values) - 1, -1, -1):
         out[i] = inv * prefix[i] % p
         inv = inv * values[i] % p
+    return out
+
+
+def _to_affine_many(points):
+    """Batch-convert Jacobian points (none at infinity) to affine with one inversion."""
+    p = P
+    out = []
+    for (x, y, _), zi in zip(points, _inverses([z for _, _, z in points])):
+        zi2 = zi * zi % p
+        out.append((x * zi2 % p, y * zi2 * zi % p))
     return out
 
 

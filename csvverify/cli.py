@@ -219,9 +219,7 @@ def cli():
 @archive_options
 @click.pass_context
 @translate_errors
-def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report_version, expect_user_data,
-           expect_mnonce, expect_measure, policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api, min_build,
-           allow_chip, deny_chip, require_chain, as_json, quiet, archive_verdicts, db_path):
+def verify(ctx, inputs, as_json, quiet, archive_verdicts, db_path, **appraisal_options):
     """Verify attestation reports: signature, MAC, chain to the pinned Hygon root, expectations.
 
     INPUTS are report files (raw, 4096-byte page, wrapper, hex or base64 text; "-" for stdin).
@@ -232,26 +230,11 @@ def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report
     3 signature/chain/integrity failure, 4 collateral missing, 5 expectation not met,
     6 policy not met.
     """
-    from csvverify.appraise import Appraiser, Settings
-    from csvverify.collateral import CollateralOptions
-    from csvverify.inputs import read_input
+    from csvverify.appraise import Appraiser
     from csvverify.render import verdict_text, verdicts_json
-    from csvverify.trust import TrustRoots
     from csvverify.verdict import worst
-    from csvverify.verify import Expectations
 
-    options = CollateralOptions(hsk_cek=hsk_cek, hsk=hsk, cek=cek, certs_dir=certs_dir)
-    if chain is False and options.given:
-        raise click.UsageError("certificates were given with --no-chain; drop one of them")
-    roots = TrustRoots()
-    for path in trust_roots:
-        roots = roots.with_extra(read_input(path), str(path))
-    settings = Settings(roots=roots, chain=bool(chain) or (chain is None and options.given), collateral=options,
-                        expect=Expectations(tuple(expect_user_data), tuple(expect_mnonce), tuple(expect_measure)),
-                        report_version=int(report_version) if report_version else None,
-                        policy=build_policy(policy_file, as_of, require_bit, forbid_bit, allow_debug, min_api,
-                                            min_build, allow_chip, deny_chip, require_chain))
-    appraiser = Appraiser(settings)
+    appraiser = Appraiser(_settings(**appraisal_options))
     verdicts = []
     for path in inputs:
         verdict = appraiser.appraise_path(path)
@@ -261,10 +244,11 @@ def verify(ctx, inputs, chain, hsk_cek, hsk, cek, certs_dir, trust_roots, report
     if as_json:
         click.echo(verdicts_json(verdicts))
     if archive_verdicts:
-        trust = dict(chain=chain, hsk_cek=hsk_cek, hsk=hsk, cek=cek, certs_dir=certs_dir, trust_roots=trust_roots,
-                     report_version=report_version, expect_user_data=expect_user_data,
-                     expect_mnonce=expect_mnonce, expect_measure=expect_measure)
-        _record_verdicts(db_path, appraiser, inputs, verdicts, trust, as_of_given=as_of is not None)
+        from csvverify.carryover import TRUST
+
+        trust = {name: appraisal_options[name] for name in TRUST}
+        _record_verdicts(db_path, appraiser, inputs, verdicts, trust,
+                         as_of_given=appraisal_options["as_of"] is not None)
     ctx.exit(int(worst(v.exit_class for v in verdicts)))
 
 

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 from csvverify import __version__
 from csvverify.appraise import Appraiser, Settings
-from csvverify.archive import Archive, Archived, Context, connect, display_path
+from csvverify.archive import Archive, Archived, Context, connect, display_path, insert_values
 from csvverify.audit_workers import Stored, WalkError, default_jobs, results
 from csvverify.hashing import sha256
 from csvverify.verdict import ExitClass, worst
@@ -203,10 +203,7 @@ class BatchWriter:
         else:
             stored = [r if isinstance(r, Archived) else None for r in items]
         shas = [r.sha256 for r in items if r.sha256 is not None]
-        for start in range(0, len(shas), 500):  # multi-row inserts: a third of executemany's cost per row
-            part = shas[start:start + 500]
-            self.archive.conn.execute(f"INSERT INTO temp.run_reports (sha256) VALUES {', '.join(['(?)'] * len(part))} "
-                                      "ON CONFLICT DO NOTHING", part)
+        insert_values(self.archive.conn, "temp.run_reports", ("sha256",), shas, "ON CONFLICT DO NOTHING")
         for (task, result), outcome in zip(self.pending, stored):
             self._account(task, result, outcome)
         self.pending.clear()

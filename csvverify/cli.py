@@ -621,10 +621,8 @@ def digest(ctx, firmware, kernel, initrd, cmdline, cmdline_file, no_kernel_hashe
         raise UsageError("--label names the --emit-policy entry; add --emit-policy")
     if emit_policy and fmt == "json":
         raise UsageError("--emit-policy prints TOML; drop --format json")
-    if emit_policy and algorithm != "sm3":
-        raise UsageError(f"--emit-policy writes a CSV allowlist entry, but --algorithm {algorithm} gives an "
-                         f"AMD SEV digest, which no CSV report carries",
-                         "drop --algorithm sha256 (it is for cross-checking SEV tools)")
+    if emit_policy:
+        dg.require_allowlistable(algorithm)  # before any file is read
     # os.fsencode gives back the exact argv bytes, even when they are not valid UTF-8.
     cmdline = dg.read_cmdline_file(cmdline_file) if cmdline_file is not None else (
         None if cmdline is None else os.fsencode(cmdline))

@@ -26,12 +26,12 @@ from .compute import (ALGORITHMS, CSV3_REASON, CSV3_REFUSAL, GENERATIONS, Digest
                       FileSummary, FirmwareSummary, KernelSummary, launch_digest, read_cmdline_file)
 from .match import Change, MatchResult, Variant, match_launch_digest
 from .render import (SCHEMA, as_dict, default_label, explain_lines, format_digest, match_lines, policy_snippet,
-                     policy_warnings)
+                     policy_warnings, require_allowlistable)
 from .table import PADDED_TABLE_SIZE, build_hash_table
 
 __all__ = [
     "ALGORITHMS", "CSV3_REASON", "CSV3_REFUSAL", "GENERATIONS", "PADDED_TABLE_SIZE", "SCHEMA",
     "Change", "DigestOptions", "DigestResult", "FileSummary", "FirmwareSummary", "KernelSummary",
     "MatchResult", "Variant", "as_dict", "build_hash_table", "default_label", "explain_lines", "format_digest",
-    "launch_digest", "match_launch_digest", "match_lines", "policy_snippet", "policy_warnings", "read_cmdline_file",
+    "launch_digest", "match_launch_digest", "match_lines", "policy_snippet", "policy_warnings", "require_allowlistable", "read_cmdline_file",
 ]

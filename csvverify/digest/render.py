@@ -127,15 +127,17 @@ def policy_warnings(r: DigestResult) -> list[str]:
             f"whatever it boots"]
 
 
-def policy_snippet(r: DigestResult, label: str) -> str:
-    """A ``[[measurements]]`` entry for the policy file's allowlist, with its inputs in comments.
-
-    Only a CSV (SM3) digest can be allowlisted: an SHA-256 value is AMD SEV's, which no CSV report carries.
-    """
-    if r.algorithm != "sm3":
-        raise UsageError(f"a policy allowlist holds CSV measures, which are SM3 digests; this is an "
-                         f"{r.algorithm.upper()} (AMD SEV) digest, which no CSV report carries",
+def require_allowlistable(algorithm: str) -> None:
+    """Only a CSV (SM3) digest can be allowlisted: an SHA-256 value is AMD SEV's, which no CSV report carries."""
+    if algorithm != "sm3":
+        raise UsageError(f"--emit-policy writes a CSV allowlist entry (an SM3 measure), but --algorithm {algorithm} "
+                         f"gives an AMD SEV digest, which no CSV report carries",
                          "drop --algorithm sha256 (use it only to cross-check SEV tools)")
+
+
+def policy_snippet(r: DigestResult, label: str) -> str:
+    """A ``[[measurements]]`` entry for the policy file's allowlist, with its inputs in comments."""
+    require_allowlistable(r.algorithm)
     unmeasured = "  (not measured)" if r.kernel_unmeasured else ""
     lines = [f"# {r.algorithm} launch digest ({r.generation}) computed by csvverify digest from:",
              f"#   firmware {_printable(r.firmware.name)}  sha256 {r.firmware.sha256.hex()}"]

@@ -201,7 +201,8 @@ static void report_roundtrip(const char *name, struct outcome o)
 }
 
 /* Several processes at once (the fake firmware fails a request that finds another one inside it):
- * every request must succeed, reach the firmware intact and return the exact report. */
+ * every request must succeed and return the exact report. What the firmware received is checked by the
+ * single-process round trips: here another process's request may have replaced it by the time it is read. */
 static void concurrent(const char *name, const char *file)
 {
 	enum { WORKERS = 4, ROUNDS = 25 };
@@ -214,7 +215,7 @@ static void concurrent(const char *name, const char *file)
 				struct outcome o = roundtrip(file, r & 1, FILL_CLEAN);
 				if (o.err)
 					_exit(o.err);
-				if (!o.match || !o.request)
+				if (!o.match)
 					_exit(255);
 			}
 			_exit(0);

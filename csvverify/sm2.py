@@ -167,59 +167,30 @@ class _FixedBase:
                 base = _double(base)
         self.table = _multiples(_to_affine_many(bases), half)
 
-    def mul(self, k):
-        if self.w == 8:
-            return self._mul_bytes(k)
+    def digits(self, k) -> list[int]:
+        """The signed windows of k, lowest first: a window above 2^(W-1) becomes window - 2^W and carries 1.
+        For W = 8 each window is one byte of k (no big-integer shifts)."""
         w = self.w
-        mask, full, half = (1 << w) - 1, 1 << w, 1 << (w - 1)
+        full, half = 1 << w, 1 << (w - 1)
         k = int(k)
-        p = P
-        x, y, z = _INF
-        for row in self.table:  # the mixed addition is inlined: this loop runs for every verification
-            if not k:
-                break
-            d = k & mask
-            k >>= w
-            if d > half:
-                d -= full
-                k += 1
-            if not d:
-                continue
-            if d > 0:
-                px, py = row[d - 1]
-            else:
-                px, py = row[-d - 1]
-                py = p - py
-            if not z:
-                x, y, z = px, py, _num(1)
-                continue
-            z1z1 = z * z % p
-            h = (px * z1z1 - x) % p
-            r = (py * z * z1z1 - y) % p
-            if not h:
-                x, y, z = _double((x, y, z)) if not r else _INF
-                continue
-            hh = h * h % p
-            hhh = h * hh % p
-            v = x * hh % p
-            x = (r * r - hhh - v - v) % p
-            y = (r * (v - x) - y * hhh) % p
-            z = z * h % p
-        return (x, y, z)
-
-    def _mul_bytes(self, k):
-        """``mul`` for W = 8, where each window is one byte of k: no big-integer shifts per window. The same
-        signed recoding: a byte above 128 becomes byte - 256 and carries 1 into the next."""
-        p = P
-        x, y, z = _INF
+        if w == 8:
+            raw = list(k.to_bytes(self.windows, "little"))  # OverflowError if k is too wide
+        else:
+            mask = full - 1
+            raw = [(k >> (w * i)) & mask for i in range(self.windows)]
+            if k >> (w * self.windows):
+                raise OverflowError("scalar too wide for this table")
         carry = 0
-        for row, d in zip(self.table, int(k).to_bytes(self.windows, "little")):  # OverflowError if k is too wide
+        for i, d in enumerate(raw):
             d += carry
-            if d > 128:
-                d -= 256
-                carry = 1
-            else:
-                carry = 0
+            carry = d > half
+            raw[i] = d - full if carry else d
+        return raw
+
+    def mul(self, k):
+        p = P
+        x, y, z = _INF
+        for row, d in zip(self.table, self.digits(k)):  # the mixed addition is inlined: it runs for every verify
             if not d:
                 continue
             if d > 0:

@@ -412,12 +412,19 @@ def test_bundle_round_trip_is_exact_whatever_the_order(run_cli, tmp_path, forge_
     assert run_cli(report, "--chain", "-q").exit_code == 0
 
 
-def test_bundle_roots_are_imported_only_with_root(run_cli, tmp_path, forge_files, monkeypatch):
-    root, tree, report = forge_files
+def _forge_bundle_in_a_new_home(run_cli, tmp_path, forge_files, monkeypatch, home: str):
+    """A bundle of the forge's root and tree, exported from this home; then a fresh home named ``home``."""
+    root, tree, _ = forge_files
     _fill(run_cli, ["root", "tree"], root, tree, None)
     bundle = tmp_path / "bundle.tar"
     run_cli("certs", "export", bundle)
-    monkeypatch.setenv("CSVVERIFY_HOME", str(tmp_path / "victim"))
+    monkeypatch.setenv("CSVVERIFY_HOME", str(tmp_path / home))
+    return bundle
+
+
+def test_bundle_roots_are_imported_only_with_root(run_cli, tmp_path, forge_files, monkeypatch):
+    report = forge_files[2]
+    bundle = _forge_bundle_in_a_new_home(run_cli, tmp_path, forge_files, monkeypatch, "victim")
     res = run_cli("certs", "import", bundle)
     assert res.exit_code == 1
     assert "is imported from a bundle only with `certs import --root BUNDLE`" in res.output
@@ -429,11 +436,8 @@ def test_bundle_roots_are_imported_only_with_root(run_cli, tmp_path, forge_files
 
 
 def test_a_bundle_root_already_trusted_here_is_no_refusal(run_cli, tmp_path, forge_files, monkeypatch):
-    root, tree, report = forge_files
-    _fill(run_cli, ["root", "tree"], root, tree, None)
-    bundle = tmp_path / "bundle.tar"
-    run_cli("certs", "export", bundle)
-    monkeypatch.setenv("CSVVERIFY_HOME", str(tmp_path / "second"))
+    root, _, report = forge_files
+    bundle = _forge_bundle_in_a_new_home(run_cli, tmp_path, forge_files, monkeypatch, "second")
     assert run_cli("certs", "import", "--root", root).exit_code == 0  # trusted here already
     res = run_cli("certs", "import", bundle)
     assert res.exit_code == 0, res.output

@@ -22,10 +22,11 @@ from csvverify.hashing import sm3
 try:
     if os.environ.get("CSVVERIFY_NO_GMPY2"):
         raise ImportError
-    from gmpy2 import mpz as _num
+    from gmpy2 import invert as _gmpy2_invert, mpz as _num
 
     BACKEND = "gmpy2"
 except ImportError:  # pragma: no cover - depends on the environment
+    _gmpy2_invert = None
     _num = int
     BACKEND = "python"
 
@@ -37,6 +38,12 @@ GX = _num(0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7)
 GY = _num(0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0)
 
 _CURVE_BYTES = b"".join(int(v).to_bytes(32, "big") for v in (A, B, GX, GY))
+
+
+def _invert(v):
+    """v^-1 mod p; raises (ZeroDivisionError or ValueError) when v is 0 mod p. gmpy2's is ~15x faster than pow."""
+    return _gmpy2_invert(v, P) if _gmpy2_invert is not None else pow(v, -1, P)
+
 
 # Jacobian points are tuples (X, Y, Z); Z == 0 is the point at infinity.
 _INF = (_num(1), _num(1), _num(0))
@@ -102,7 +109,7 @@ def _inverses(values):
     for v in values:
         prefix.append(acc)
         acc = acc * v % p
-    inv = _num(pow(int(acc), -1, int(p)))  # ValueError if any value is zero: never a wrong table
+    inv = _invert(acc)  # raises if any value is zero: never a wrong table
     out = [None] * len(values)
     for i in range(len(values) - 1, -1, -1):
         out[i] = inv * prefix[i] % p
@@ -324,8 +331,8 @@ def _key_table(x, y):
 
 def _affine_x(pt):
     x, _, z = pt
-    zi = pow(int(z), -1, int(P))
-    return int(x) * zi * zi % int(P)
+    zi = _invert(z)
+    return int(x * zi * zi % P)
 
 
 def on_curve(x: int, y: int) -> bool:
@@ -428,8 +435,8 @@ def public_key(d: int) -> PublicKey:
         raise ValueError("private key must lie in [1, n-2]")
     pt = _g_table().mul(d)
     x = _affine_x(pt)
-    zi = pow(int(pt[2]), -1, int(P))
-    y = int(pt[1]) * zi * zi * zi % int(P)
+    zi = _invert(pt[2])
+    y = int(pt[1] * zi * zi * zi % P)
     return PublicKey(x, y)
 
 

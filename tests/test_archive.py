@@ -91,6 +91,27 @@ def test_fresh_archive_schema(tmp_path):
     assert scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {migrations.MIGRATIONS_TABLE}") == 3
 
 
+def test_page_size_and_cache_in_pages_of_the_file(tmp_path):
+    from csvverify.archive import CACHE_KIB, PAGE_SIZE, connect
+
+    fresh = Archive(tmp_path / "new.db")
+    assert fresh.conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+    # In pages of the file's size: a cache set in KiB before the page size was fixed would be 4x too large.
+    assert fresh.conn.execute("PRAGMA cache_size").fetchone()[0] == CACHE_KIB * 1024 // PAGE_SIZE
+    fresh.close()
+    reader = connect(tmp_path / "new.db", readonly=True)
+    assert reader.execute("PRAGMA cache_size").fetchone()[0] == CACHE_KIB * 1024 // PAGE_SIZE
+    reader.close()
+    older = sqlite3.connect(tmp_path / "old.db")  # an archive made with 4 KB pages keeps them
+    older.execute("PRAGMA page_size = 4096")
+    older.execute("VACUUM")
+    older.close()
+    kept = Archive(tmp_path / "old.db")
+    assert kept.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert kept.conn.execute("PRAGMA cache_size").fetchone()[0] == CACHE_KIB * 1024 // 4096
+    kept.close()
+
+
 def test_failed_migration_leaves_nothing(tmp_path, monkeypatch):
     def m999_broken(db):
         db["half_done"].create({"id": int}, pk="id")

@@ -92,7 +92,7 @@ def test_fresh_archive_schema(tmp_path):
 
 
 def test_page_size_and_cache_in_pages_of_the_file(tmp_path):
-    from csvverify.archive import CACHE_KIB, PAGE_SIZE, connect
+    from csvverify.archive import CACHE_KIB, PAGE_SIZE, READ_CACHE_KIB, connect
 
     fresh = Archive(tmp_path / "new.db")
     assert fresh.conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
@@ -100,7 +100,7 @@ def test_page_size_and_cache_in_pages_of_the_file(tmp_path):
     assert fresh.conn.execute("PRAGMA cache_size").fetchone()[0] == CACHE_KIB * 1024 // PAGE_SIZE
     fresh.close()
     reader = connect(tmp_path / "new.db", readonly=True)
-    assert reader.execute("PRAGMA cache_size").fetchone()[0] == CACHE_KIB * 1024 // PAGE_SIZE
+    assert reader.execute("PRAGMA cache_size").fetchone()[0] == READ_CACHE_KIB * 1024 // PAGE_SIZE
     reader.close()
     older = sqlite3.connect(tmp_path / "old.db")  # an archive made with 4 KB pages keeps them
     older.execute("PRAGMA page_size = 4096")

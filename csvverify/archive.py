@@ -29,8 +29,8 @@ BUSY_TIMEOUT_MS = 120_000
 EXIT_ARCHIVE = 7  # the archive cannot be opened, is not an archive, or is newer than this tool
 REASON_CACHE_LIMIT = 50_000
 CHECK_TEMPLATES_LIMIT = 4096
-CACHE_KIB = 16_384  # SQLite page cache of the writer: keeps the indexes of a large archive in memory
-READ_CACHE_KIB = 2_048  # ... and of a read-only connection (a worker's lookups are scattered: the OS caches the file)
+CACHE_KIB = 8_192  # SQLite page cache of the writer (a large archive's indexes outgrow any cache: the OS caches the file)
+READ_CACHE_KIB = 2_048  # ... and of a read-only connection (a worker's lookups are scattered)
 # Page size of a new archive (an existing one keeps its own). A report row (~3 KB with its bytes) leaves a
 # quarter of a 4 KB page unused; 16 KB pages hold five, and a batch writes about a quarter less.
 PAGE_SIZE = 16_384
@@ -176,12 +176,13 @@ _FINDINGS_JSON: dict[tuple, tuple] = {}
 
 
 def _findings_json(findings: list) -> str:
-    """The findings' compact JSON items joined by ",". Verdicts of a batch share their Finding objects (see
+    """The findings' compact JSON list, one string object per list of findings (so a pickled batch of rows, and the
+    writer's memory, carry it once). Verdicts of a batch share their Finding objects (see
     verdict._once): found by their ids, the entry holding the objects so that no id can be reused meanwhile."""
     key = tuple(map(id, findings))
     entry = _FINDINGS_JSON.get(key)
     if entry is None:
-        encoded = ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict())) for f in findings])
+        encoded = "[" + ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict())) for f in findings]) + "]"
         if len(_FINDINGS_JSON) >= CHECK_ROWS_LIMIT:
             _FINDINGS_JSON.clear()
         entry = _FINDINGS_JSON[key] = (tuple(findings), encoded)
@@ -286,7 +287,7 @@ def appraisal(verdict, ctx: Context, path: str, data: bytes | None, reappraises:
               checked.outcome, checked.exit_class, checked.failed_checks,
               __version__, ctx.settings_sha256, ctx.policy_sha256, int(ctx.chain), ctx.trust_roots,
               _collateral_json(trust["collateral"]) if trust.get("collateral") else None,
-              f"[{findings}]", verdict.hint, reappraises)
+              findings, verdict.hint, reappraises)
     checks = checked.rows
     try:  # content_sha256(values, checks), with the checks' part encoded once (see _check_rows)
         content = hashlib.sha256(f"[{_compact(values)},[{checked.encoded}]]".encode()).hexdigest()

@@ -156,6 +156,11 @@ def _exit_with(pid: int) -> None:
 
 def _init_worker(settings, ctx, db_path, force, env, parent_pid):
     global _WORKER
+    import gc
+
+    # What this process shares with the forkserver it came from stays shared: the collector no longer visits
+    # (and so writes to) those objects, which are the modules and never garbage.
+    gc.freeze()
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the audit process's to handle (it stops the pool)

@@ -130,3 +130,11 @@ def m002_report_coverage(db):
 @migration
 def m003_verdicts_chip_outcome(db):
     db.execute("CREATE INDEX verdicts_chip_outcome ON verdicts(chip_id, outcome, id)")
+
+
+@migration
+def m004_reports_chip_vm(db):
+    # Replay counts group a chip's reports by VM id after every audit: with vm_id in the index they no longer
+    # read each report row (3 KB, its bytes included), which took seconds on an archive of a million reports.
+    db.execute("CREATE INDEX reports_chip_vm ON reports(chip_id, vm_id)")
+    db.execute("DROP INDEX reports_chip_id")  # its column leads the new index

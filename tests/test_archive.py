@@ -70,7 +70,7 @@ def verdict_of(db: Path, problem_kind: str):
 def test_fresh_archive_schema(tmp_path):
     archive = Archive(tmp_path / "a.db")
     assert migrations.applied(archive.db) == [fn.__name__ for fn in migrations.MIGRATIONS] == [
-        "m001_initial", "m002_report_coverage", "m003_verdicts_chip_outcome"]
+        "m001_initial", "m002_report_coverage", "m003_verdicts_chip_outcome", "m004_reports_chip_vm"]
     assert set(archive.db.table_names()) >= {"runs", "settings", "reports", "report_paths", "verdicts", "reasons",
                                              "checks", "chain_heads", migrations.MIGRATIONS_TABLE}
     assert {c.name for c in archive.db["verdicts"].columns} == {
@@ -84,11 +84,11 @@ def test_fresh_archive_schema(tmp_path):
     assert archive.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {row[0] for row in archive.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"verdicts_chip", "verdicts_report", "verdicts_outcome", "verdicts_chip_outcome", "checks_failed",
-            "reports_mnonce"} <= indexes
+            "reports_mnonce", "reports_chip_vm"} <= indexes and "reports_chip_id" not in indexes
     archive.close()
     again = Archive(tmp_path / "a.db")
     assert migrations.migrate(again.db) == []
-    assert scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {migrations.MIGRATIONS_TABLE}") == 3
+    assert scalar(tmp_path / "a.db", f"SELECT COUNT(*) FROM {migrations.MIGRATIONS_TABLE}") == 4
 
 
 def test_page_size_and_cache_in_pages_of_the_file(tmp_path):

@@ -42,7 +42,7 @@ def test_path_and_status(run_cli, archive, isolated_home):
     assert "verdicts    26  (error 1, fail 1, pass 24)" in res.output and "chain head  verdict 26:" in res.output
     doc = json.loads(run_cli("db", "status", "--db", archive, "--json").output)
     assert doc["verdicts"] == 26 and doc["chips"] == 3 and doc["migrations"] == [
-        "m001_initial", "m002_report_coverage", "m003_verdicts_chip_outcome"]
+        "m001_initial", "m002_report_coverage", "m003_verdicts_chip_outcome", "m004_reports_chip_vm"]
     assert doc["head"]["hash"] == scalar(archive, "SELECT hash FROM verdicts WHERE id = 26")
     assert run_cli("db", "--db", archive).output == res.output  # status is the default
 

@@ -166,6 +166,7 @@ class _FixedBase:
         self.w = w
         half = 1 << (w - 1)
         self.windows = (256 + w) // w + 1  # signed recoding may carry one window further
+        self._offset = sum(half << (w * i) for i in range(self.windows))  # H of digits()
         bases = []
         base = (x, y, _num(1))
         for _ in range(self.windows):
@@ -175,24 +176,17 @@ class _FixedBase:
         self.table = _multiples(_to_affine_many(bases), half)
 
     def digits(self, k) -> list[int]:
-        """The signed windows of k, lowest first: a window above 2^(W-1) becomes window - 2^W and carries 1.
-        For W = 8 each window is one byte of k (no big-integer shifts)."""
-        w = self.w
-        full, half = 1 << w, 1 << (w - 1)
-        k = int(k)
+        """The signed windows of k, lowest first, each in [-2^(W-1), 2^(W-1)): the windows of k + H less
+        2^(W-1), where H has 2^(W-1) in every window, so that no carry has to be propagated. For W = 8 the
+        windows are the bytes of k + H (no big-integer shifts)."""
+        w, half = self.w, 1 << (self.w - 1)
+        u = int(k) + self._offset
+        if k < 0 or u >> (w * self.windows):
+            raise OverflowError("scalar out of range for this table")
         if w == 8:
-            raw = list(k.to_bytes(self.windows, "little"))  # OverflowError if k is too wide
-        else:
-            mask = full - 1
-            raw = [(k >> (w * i)) & mask for i in range(self.windows)]
-            if k >> (w * self.windows):
-                raise OverflowError("scalar too wide for this table")
-        carry = 0
-        for i, d in enumerate(raw):
-            d += carry
-            carry = d > half
-            raw[i] = d - full if carry else d
-        return raw
+            return [b - 128 for b in u.to_bytes(self.windows, "little")]
+        mask = (1 << w) - 1
+        return [(u >> shift & mask) - half for shift in range(0, w * self.windows, w)]
 
     def mul(self, k):
         p = P

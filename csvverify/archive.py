@@ -29,7 +29,7 @@ BUSY_TIMEOUT_MS = 120_000
 EXIT_ARCHIVE = 7  # the archive cannot be opened, is not an archive, or is newer than this tool
 REASON_CACHE_LIMIT = 50_000
 CHECK_TEMPLATES_LIMIT = 4096
-CACHE_KIB = 8_192  # SQLite page cache of the writer (a large archive's indexes outgrow any cache: the OS caches the file)
+CACHE_KIB = 8_192  # SQLite page cache of the writer (a large archive's indexes outgrow any cache; the OS has the file)
 READ_CACHE_KIB = 2_048  # ... and of a read-only connection (a worker's lookups are scattered)
 # Page size of a new archive (an existing one keeps its own). A report row (~3 KB with its bytes) leaves a
 # quarter of a 4 KB page unused; 16 KB pages hold five, and a batch writes about a quarter less.

@@ -107,7 +107,8 @@ def test_signed_windows_sum_back_to_the_scalar(width):
     table = sm2._FixedBase(sm2.GX, sm2.GY, width)
     rng = random.Random(width)
     half = 1 << (width - 1)
-    for k in [0, 1, 2, half, half + 1, int(sm2.N) - 1, int(sm2.N), 2**256 - 1] + [rng.getrandbits(256) for _ in range(300)]:
+    edges = [0, 1, 2, half, half + 1, int(sm2.N) - 1, int(sm2.N), 2**256 - 1]
+    for k in edges + [rng.getrandbits(256) for _ in range(300)]:
         digits = table.digits(k)
         assert sum(d << (width * i) for i, d in enumerate(digits)) == k
         assert all(-half <= d < half for d in digits) and len(digits) == len(table.table)

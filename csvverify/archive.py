@@ -32,7 +32,7 @@ CHECK_TEMPLATES_LIMIT = 4096
 CACHE_KIB = 8_192  # SQLite page cache of the writer (a large archive's indexes outgrow any cache; the OS has the file)
 READ_CACHE_KIB = 2_048  # ... and of a read-only connection (a worker's lookups are scattered)
 # Page size of a new archive (an existing one keeps its own). A report row (~3 KB with its bytes) leaves a
-# quarter of a 4 KB page unused; 16 KB pages hold five, and a batch writes about a quarter less.
+# quarter of a 4 KB page unused; 16 KB pages hold five, and a batch is stored about a quarter faster.
 PAGE_SIZE = 16_384
 
 VERDICT_FIELDS = ("run_id", "appraised_at", "path", "report_sha256", "chip_id", "outcome", "exit_class",
@@ -340,11 +340,7 @@ def _insert_rows(conn, table: str, columns: tuple, rows: list, conflict: str = "
 
 def insert_values(conn, table: str, columns: tuple, values: list, conflict: str = "") -> None:
     """Multi-row INSERTs of rows given as one flat list of values, row after row (about twice as fast as
-    executemany for the many small check rows); ``conflict``: an ON CONFLICT clause.
-
-    Statements hold the most rows the parameter limit allows, and the rest goes in power-of-two statements: few
-    distinct statement texts, because each one the connection caches keeps its last bound values (report bytes
-    included) until it is used again, and a text per remainder size made that up to ~100 MB."""
+    executemany for the many small check rows); ``conflict``: an ON CONFLICT clause."""
     width = len(columns)
     per = max(1, MAX_PARAMETERS // width)
     head = f"{_INSERT} {table} ({', '.join(columns)}) VALUES "

@@ -593,5 +593,9 @@ def test_m002_drops_bytes_an_older_archive_kept_for_inputs_that_did_not_decode(t
     db.close()
     archive = Archive(path)
     rows_ = dict(archive.conn.execute("SELECT sha256, bytes IS NULL AND withheld = 'not-a-report' FROM reports"))
+    indexes = {r[0] for r in archive.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    page_size = archive.conn.execute("PRAGMA page_size").fetchone()[0]
     archive.close()
     assert rows_ == {"ab" * 32: 1, "cd" * 32: 0}
+    # the later migrations ran over the old rows too; the file keeps the page size it was made with
+    assert "reports_chip_vm" in indexes and "reports_chip_id" not in indexes and page_size == 4096

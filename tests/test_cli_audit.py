@@ -402,3 +402,14 @@ def test_control_characters_in_names_are_escaped(run_cli, tmp_path):
     assert "\x1b" not in listing and "\\x1b[31mRED" in listing
     shown = run_cli("db", "show", "1", "--db", db).output
     assert "\x1b" not in shown and "\u202e" not in shown
+
+
+def test_tasks_ramp_up_to_full_chunks_in_input_order():
+    from csvverify.audit_workers import CHUNK, FIRST_CHUNK, _chunks
+
+    tasks = list(range(1000))
+    chunks = list(_chunks(iter(tasks), CHUNK, FIRST_CHUNK))
+    assert (FIRST_CHUNK, CHUNK) == (32, 256)
+    assert [len(c) for c in chunks] == [32, 64, 128, 256, 256, 256, 8]
+    assert [t for c in chunks for t in c] == tasks
+    assert [len(c) for c in _chunks(range(5), CHUNK)] == [5]

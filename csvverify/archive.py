@@ -21,7 +21,6 @@ from typing import NamedTuple
 from csvverify import __version__
 from csvverify.errors import CsvVerifyError, UsageError
 from csvverify.home import home_dir
-from csvverify.verdict import Status
 
 GENESIS = "0" * 64
 STDIN = "<stdin>"  # the path recorded for a report read from standard input (not a place it was seen at)
@@ -159,13 +158,10 @@ def _check_rows(verdict) -> _CheckRows:
     key = tuple(map(id, verdict.checks))
     entry = _CHECK_ROWS.get(key)
     if entry is None:
-        from csvverify.verdict import worst
-
         checks = tuple(verdict.checks)
         rows = tuple([(i, c.id, c.status.value, c.reason) for i, c in enumerate(checks)])
-        failed = [c for c in checks if c.status is Status.FAIL]
         entry = _CheckRows(checks, rows, ",".join([_compact(row) for row in rows]), verdict.outcome,
-                           int(worst(c.exit_class for c in failed)), " ".join(c.id for c in failed))
+                           int(verdict.exit_class), " ".join(c.id for c in verdict.failed))
         if len(_CHECK_ROWS) >= CHECK_ROWS_LIMIT:
             _CHECK_ROWS.clear()
         _CHECK_ROWS[key] = entry

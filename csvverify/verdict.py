@@ -112,7 +112,7 @@ class Verdict:
 
     @property
     def exit_class(self) -> ExitClass:
-        return worst(CHECKS[c.id][0] for c in self.checks if c.status is Status.FAIL)
+        return worst(c.exit_class for c in self.failed)
 
     @property
     def outcome(self) -> str:

@@ -7,6 +7,7 @@ which.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from csvverify import sm2
 from csvverify.certs import CURVE_SM2, USAGE_HRK, RootCert, parse_root_cert
@@ -45,7 +46,7 @@ class TrustedRoot:
     source: str  # "pinned" or where it came from (a --trust-root file, or a trust store entry's source)
     imported_at: str | None = None  # set for a root imported into the trust store (`certs import --root`)
 
-    @property
+    @cached_property  # a SHA-256, asked for in every verdict
     def fingerprint(self) -> str:
         return key_fingerprint(self.key, self.uid)
 

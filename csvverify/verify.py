@@ -294,8 +294,7 @@ def _pek(b: VerdictBuilder, report: Report, cek: CsvCert | None, chain: bool) ->
         b.add("pek.signature", SKIPPED, "not run: --chain not requested, so the PEK is not proven to come from "
                                         "Hygon hardware")
     elif cek is None:
-        if not b.has("pek.signature"):
-            b.add("pek.signature", SKIPPED, "not run: no usable CEK certificate")
+        b.add("pek.signature", SKIPPED, "not run: no usable CEK certificate")
     else:
         _slot_signature(b, "pek.signature", pek, USAGE_CEK, "the CEK", cek, "PEK signature")
     oca = [s for s in pek.slots if s.usage == USAGE_OCA]
@@ -410,25 +409,12 @@ def verify(report: Report, *, input_name: str, input_sha256: str | None, roots: 
     _policy(b, report, policy, chain, hsk, cek, pek, expect)
     b.verdict.report = report.summary()
     b.verdict.trust = {
-        "roots": _roots_list(roots),
+        "roots": roots.to_list(),
         "chain": chain,
         "collateral": ({"hsk": collateral.hsk_source or None, "cek": collateral.cek_source or None}
                        if chain and collateral else None),
     }
     return b.finish()
-
-
-_ROOT_LISTS: dict[TrustRoots, list[dict]] = {}
-
-
-def _roots_list(roots: TrustRoots) -> list[dict]:
-    """``roots.to_list()`` (fingerprints are SHA-256 sums), computed once per set of roots; a fresh copy each time."""
-    described = _ROOT_LISTS.get(roots)
-    if described is None:
-        if len(_ROOT_LISTS) >= 64:
-            _ROOT_LISTS.clear()
-        described = _ROOT_LISTS[roots] = roots.to_list()
-    return [dict(root) for root in described]
 
 
 def _chip_binding(b: VerdictBuilder, report: Report, collateral: Collateral | None, claims: Claims) -> None:

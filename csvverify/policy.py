@@ -13,6 +13,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 
@@ -86,11 +87,17 @@ class Policy:
         """JSON-ready rules (values only, sorted): what the sha256 is taken over."""
         return {name: _jsonable(rule.value) for name, rule in sorted(self.rules.items())}
 
-    @property
+    # A policy never changes (override, extend and replace make new ones): its digest and description are
+    # worked out once, not in every verdict. Verdicts share the description dict; nothing writes to it.
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.normalized(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def describe(self) -> dict:
+        return self._description
+
+    @cached_property
+    def _description(self) -> dict:
         return {"source": self.source, "sha256": self.sha256,
                 "as_of": self.as_of.isoformat() if self.as_of else None,
                 "rules": {name: {"value": _jsonable(rule.value), "from": rule.origin}

@@ -291,8 +291,9 @@ def _g_table():
     """G's table: W=6 at first (cheap to build for a single verification), W=8 once a batch has used it often."""
     global _G_TABLE, _G_USES
     _G_USES += 1
-    if _G_TABLE is None or _G_USES == G_WIDE_AFTER:
-        _G_TABLE = _FixedBase(GX, GY, 8 if _G_USES >= G_WIDE_AFTER else 6)
+    wide = _G_USES >= G_WIDE_AFTER
+    if _G_TABLE is None or (wide and _G_TABLE.w != 8):
+        _G_TABLE = _FixedBase(GX, GY, 8 if wide else 6)
     return _G_TABLE
 
 
@@ -300,11 +301,10 @@ def prepare_for_batch() -> None:
     """For a process that verifies many reports (an audit worker): G's W=8 table now rather than after
     G_WIDE_AFTER uses, and a key's fixed-base table from its second use, because in a batch a key seen twice
     recurs (a chip's PEK signs every report of that chip). Only speed changes, never a result."""
-    global PROMOTE_AFTER, _G_TABLE, _G_USES
+    global PROMOTE_AFTER, _G_TABLE
     PROMOTE_AFTER = 2
     if _G_TABLE is None or _G_TABLE.w != 8:
         _G_TABLE = _FixedBase(GX, GY, 8)
-    _G_USES = max(_G_USES, G_WIDE_AFTER)
 
 
 def _key_table(x, y):

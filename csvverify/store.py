@@ -209,9 +209,7 @@ def bundle_records(doc, where: str) -> list:
         at = f"{where}.entries[{i}]"
         try:
             if schema == OLD_BUNDLE_SCHEMA:
-                old = entry_from_dict(raw, at)
-                record = {"kind": old.kind, "sha256": old.sha256, "chip_id": old.chip_id, "untrusted": old.untrusted,
-                          "provenance": old.provenance()}
+                record = entry_from_dict(raw, at).bundle_record()
             else:
                 _check_keys(raw, at, {"kind", "sha256", "chip_id", "provenance"}, {"untrusted"})
                 _check_identity(raw, at)
@@ -251,8 +249,14 @@ class CertStore:
             raise StoreError(f"{path}: unreadable trust store index: {exc.strerror}") from None
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if self._cached is None or self._cached[0] != stamp:  # lookups in a batch re-read only a changed index
-            self._cached = (stamp, self._read_index(path))
-        return [replace(e) for e in self._cached[1]]
+            try:
+                self._cached = (stamp, self._read_index(path))
+            except StoreError as exc:  # ... and a damaged one is not parsed again for every report
+                self._cached = (stamp, exc)
+        found = self._cached[1]
+        if isinstance(found, StoreError):
+            raise StoreError(found.message, hint=found.hint)
+        return [replace(e) for e in found]
 
     def _read_index(self, path: Path) -> list[Entry]:
         try:
@@ -368,16 +372,14 @@ class CertStore:
                      {"ok": True, "problems": [], "checked_at": now(), "note": note}, history=history or [])
 
     def add_hsk_cek(self, data: bytes, source: str, chip_id: str | None, roots: TrustRoots,
-                    untrusted: bool = False, result: ImportResult | None = None,
                     chip_from: str | None = None) -> ImportResult:
-        result = result or ImportResult()
-        entry = self._hsk_cek_entry(data, source, chip_id, roots, untrusted, chip_from, result)
+        result = ImportResult()
+        entry = self._hsk_cek_entry(data, source, chip_id, roots, False, chip_from, result)
         if entry is not None:
             self._commit([(entry, data)], result)
         return result
 
-    def add_root(self, data: bytes, source: str, result: ImportResult | None = None) -> ImportResult:
-        result = result or ImportResult()
+    def add_root(self, data: bytes, source: str, result: ImportResult) -> ImportResult:
         entry = self._root_entry(data, source, result)
         if entry is not None:
             self._commit([(entry, data)], result)
@@ -495,7 +497,7 @@ class CertStore:
         return result
 
     def _import_records(self, tar, members, records, source, roots, result, as_root) -> None:
-        refused_roots: dict[bytes, str] = {}
+        refused_roots: set[bytes] = set()
         pending: list[tuple[Entry, bytes]] = []
         for record, problem in sorted(records, key=lambda r: r[0] is None or r[0]["kind"] != "root"):
             if record is None:
@@ -529,7 +531,7 @@ class CertStore:
                 result.notes.append(f"{what}: root key id {key_id.hex()} is already trusted here "
                                     f"({trusted.describe()}); the bundle's copy was not needed")
                 return None
-            refused_roots[key_id] = key_id.hex()
+            refused_roots.add(key_id)
             result.refused.append((what, f"a root (key id {key_id.hex()}) is imported from a bundle only with "
                                          "`certs import --root BUNDLE`; it was not imported"))
             return None
@@ -545,7 +547,7 @@ class CertStore:
         issuer = blob[20:36]  # the HSK's certifying id
         for _, why in probe.refused:
             if issuer in refused_roots:
-                why = (f"it chains only to the bundle's root {refused_roots[issuer]}, which was not imported (import "
+                why = (f"it chains only to the bundle's root {issuer.hex()}, which was not imported (import "
                        "the bundle with --root to trust that root)")
             result.refused.append((what, why))
         return entry

@@ -305,6 +305,27 @@ def test_damaged_index_is_a_clear_error_and_blocks_only_what_needs_it(run_cli, f
     assert "index.json aside and import the collateral again" in v["hint"]
 
 
+def test_damaged_index_is_read_once_until_it_changes(tmp_path, monkeypatch):
+    """A batch looks in the store for every report: a damaged index gives the same error each time, parsed once."""
+    from csvverify.store import StoreError
+
+    store = CertStore(tmp_path)
+    store.dir.mkdir(parents=True)
+    index = store.dir / "index.json"
+    index.write_bytes(b"x")
+    reads = []
+    real_read = CertStore._read_index
+    monkeypatch.setattr(CertStore, "_read_index", lambda self, path: reads.append(path) or real_read(self, path))
+    messages = set()
+    for _ in range(3):
+        with pytest.raises(StoreError) as err:
+            store.entries()
+        messages.add((err.value.message, err.value.hint))
+    assert len(reads) == 1 and len(messages) == 1 and "the trust store index is damaged" in messages.pop()[0]
+    index.write_bytes(b'{"schema": "csvverify/certstore/v1", "entries": []}')  # mended: read again
+    assert store.entries() == [] and len(reads) == 2
+
+
 def test_bundle_with_a_bad_field_cannot_break_the_store(run_cli, tmp_path, real_dir):
     blob = (real_dir / "hsk_cek.cert").read_bytes()
     bad = _record(blob, REAL_CHIP)

@@ -231,10 +231,11 @@ class BatchWriter:
 
 def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, arguments: dict, jobs: int,
          force: bool, progress=None, store: bool = True, appraiser: Appraiser | None = None,
-         as_of_given: bool = False) -> Summary:
+         as_of_given: bool = False, fingerprint: tuple[str, dict] | None = None) -> Summary:
+    """``fingerprint``: settings_fingerprint(appraiser) when the caller has worked it out already."""
     started = time.monotonic()
     appraiser = appraiser or Appraiser(settings)  # checks the options once, before any worker starts
-    settings_sha, description = settings_fingerprint(appraiser, as_of_given)
+    settings_sha, description = fingerprint or settings_fingerprint(appraiser, as_of_given)
     run_id = archive.start_run(command, settings_sha, description, arguments) if store else None
     ctx = context(appraiser, run_id, settings_sha)
     summary = Summary(run_id, settings_sha)
@@ -314,7 +315,7 @@ def reappraise(archive: Archive, settings: Settings, *, jobs: int | None = None,
     tasks = stored_reports(archive, settings_sha, lambda: withheld.update(["reports"]))
     summary = _run(archive, "reappraise", tasks, settings, {"force": force, "dry_run": dry_run, "options": options},
                    jobs or default_jobs(), force, progress, store=not dry_run, appraiser=appraiser,
-                   as_of_given=as_of_given)
+                   fingerprint=(settings_sha, description))
     summary.withheld = withheld["reports"]
     summary.carried = list(carried or [])
     summary.weaker = accepted

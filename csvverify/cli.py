@@ -244,10 +244,7 @@ def verify(ctx, inputs, as_json, quiet, archive_verdicts, db_path, **appraisal_o
     if as_json:
         click.echo(verdicts_json(verdicts))
     if archive_verdicts:
-        from csvverify.carryover import TRUST
-
-        trust = {name: appraisal_options[name] for name in TRUST}
-        _record_verdicts(db_path, appraiser, inputs, verdicts, trust,
+        _record_verdicts(db_path, appraiser, inputs, verdicts, appraisal_options,
                          as_of_given=appraisal_options["as_of"] is not None)
     ctx.exit(int(worst(v.exit_class for v in verdicts)))
 
@@ -700,9 +697,9 @@ def _archive(db_path, create: bool = True):
     return Archive(db_path, create=create)
 
 
-def _record_verdicts(db_path, appraiser, inputs, verdicts, trust: dict, as_of_given: bool) -> None:
+def _record_verdicts(db_path, appraiser, inputs, verdicts, options: dict, as_of_given: bool) -> None:
     """verify --archive: one run, one new verdict per input (an explicit verification is always recorded).
-    ``trust``: the chain, certificate, trust-root and expectation options, recorded for re-appraisal."""
+    Of ``options``, the chain, certificate, trust-root and expectation ones are recorded, for re-appraisal."""
     import os
 
     from csvverify.archive import STDIN, appraisal, display_path
@@ -715,7 +712,7 @@ def _record_verdicts(db_path, appraiser, inputs, verdicts, trust: dict, as_of_gi
     archive = _archive(db_path)
     settings_sha, description = settings_fingerprint(appraiser, as_of_given)
     run_id = archive.start_run("verify", settings_sha, description, {"inputs": [display_path(p) for p in inputs],
-                                                                     "options": recorded_options(trust)})
+                                                                     "options": recorded_options(options)})
     ctx = context(appraiser, run_id, settings_sha)
     items = []
     for path, verdict in zip(inputs, verdicts):
@@ -812,7 +809,7 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
 
     from csvverify import audit as batch
     from csvverify.appraise import Appraiser
-    from csvverify.carryover import TRUST, recorded_options
+    from csvverify.carryover import recorded_options
 
     settings = _settings(**appraisal_options)
     appraiser = Appraiser(settings)  # unusable collateral options stop here, before the archive is touched
@@ -821,7 +818,7 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
     try:
         summary = batch.audit(archive, list(paths), settings, recursive=recursive, pattern=pattern, jobs=jobs,
                               force=force, progress=progress, appraiser=appraiser,
-                              options=recorded_options({k: appraisal_options[k] for k in TRUST}),
+                              options=recorded_options(appraisal_options),
                               as_of_given=appraisal_options["as_of"] is not None)
     finally:
         progress.close()
@@ -1045,7 +1042,7 @@ def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, weaker, **apprais
     try:
         summary = batch.reappraise(archive, settings, jobs=jobs, force=force, dry_run=dry_run, progress=progress,
                                    baselines=baselines, explicit=explicit, carried=carried, weaker=weaker,
-                                   options=carryover.recorded_options({k: options[k] for k in carryover.TRUST}),
+                                   options=carryover.recorded_options(options),
                                    as_of_given=appraisal_options["as_of"] is not None)
     finally:
         progress.close()

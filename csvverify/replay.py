@@ -78,8 +78,9 @@ def duplicates(conn, threshold: int = VM_THRESHOLD, limit: int | None = 50, scop
     """Every group of each kind, largest first (``limit`` groups per kind), with a few example reports."""
     out = {"vm_threshold": threshold}
     for kind in _GROUPS:
+        counting, args = _group_sql(kind, scope, threshold, ordered=False)
+        total = conn.execute(f"SELECT COUNT(*) FROM ({counting})", args).fetchone()[0]
         sql, args = _group_sql(kind, scope, threshold)
-        total = conn.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         groups = [{"value": value, "count": n, "examples": _examples(conn, kind, value)}

@@ -14,6 +14,12 @@ def printable(value) -> str:
     return "" if value is None else text.printable(str(value))
 
 
+def _escaped(lines: list[str]) -> str:
+    """Lines (none with a line break of its own) joined, each one escaped whole: every field in it, whether it came
+    from the evidence or from an archive file anyone could have edited."""
+    return "\n".join(map(text.printable, lines))
+
+
 def _table(headers, rows, right=()) -> list[str]:
     rows = [[printable(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
@@ -76,7 +82,7 @@ _MARK = {"pass": "pass", "fail": "FAIL", "skipped": "skip", "not-applicable": "n
 
 
 def show_text(item: dict) -> str:
-    lines = [f"verdict {item['id']}: {item['outcome']} (exit class {item['exit_class']})  {printable(item['path'])}",
+    lines = [f"verdict {item['id']}: {item['outcome']} (exit class {item['exit_class']})  {item['path']}",
              f"  appraised   {item['appraised_at']} by csvverify {item['tool_version']} (run {item['run_id']})",
              f"  settings    {item['settings_sha256']}" + (f"  policy {item['policy_sha256']}"
                                                            if item["policy_sha256"] else "  policy -"),
@@ -93,26 +99,26 @@ def show_text(item: dict) -> str:
                      f"{rep['container'] or ''}{'' if rep['bytes_stored'] else ' (bytes not stored)'}")
         for key in ("chip_id", "vm_id", "measure", "user_data", "mnonce", "policy", "sealing_key"):
             if rep.get(key) is not None:
-                lines.append(f"    {key:<11} {printable(rep[key])}")
+                lines.append(f"    {key:<11} {rep[key]}")
         if rep.get("withheld"):
             lines.append(f"    bytes       not stored: {rep['withheld']}")
         for p in rep["paths"]:
-            lines.append(f"    seen at     {printable(p['path'])}  ({p['first_seen']})")
+            lines.append(f"    seen at     {p['path']}  ({p['first_seen']})")
     width = max((len(c["id"]) for c in item["checks"]), default=0)
     lines.append("  checks:")
-    lines += [f"    {_MARK.get(c['status'], c['status']):<5} {c['id']:<{width}}  {printable(c['reason'])}"
+    lines += [f"    {_MARK.get(c['status'], c['status']):<5} {c['id']:<{width}}  {c['reason'] or ''}"
               for c in item["checks"]]
     for f in item["findings"]:
-        lines.append(f"  {f['severity']:<7} {f['id']}: {printable(f['message'])}")
+        lines.append(f"  {f['severity']:<7} {f['id']}: {f['message']}")
     if item["hint"]:
-        lines.append(f"  hint: {printable(item['hint'])}")
+        lines.append(f"  hint: {item['hint']}")
     lines.append(f"  hash        {item['hash']} (prev {item['prev_hash'][:16]}…)")
-    return "\n".join(lines)
+    return _escaped(lines)
 
 
 def status_text(st: dict) -> str:
     mb = st["size_bytes"] / 1e6
-    lines = [f"archive     {printable(st['path'])} ({mb:.1f} MB)",
+    lines = [f"archive     {st['path']} ({mb:.1f} MB)",
              f"schema      {', '.join(st['migrations'])}",
              f"verdicts    {st['verdicts']}" + ("  (" + ", ".join(f"{k} {v}" for k, v in st["outcomes"].items()) + ")"
                                                if st["outcomes"] else ""),
@@ -124,7 +130,7 @@ def status_text(st: dict) -> str:
         lines.append(f"chain head  verdict {st['head']['verdict_id']}: {st['head']['hash']}")
         lines.append("            (record `csvverify db head` elsewhere; `db check --expect-head ID:HASH` later proves "
                      "the history up to it is still there)")
-    return "\n".join(lines)
+    return _escaped(lines)
 
 
 def check_text(report) -> str:
@@ -159,15 +165,15 @@ def duplicates_text(dup: dict) -> str:
         lines.append(f"{part['label']}{extra}: {part['groups']}")
         for group in part["shown"]:
             value = group["value"]
-            shown = printable(value if len(str(value)) <= 40 else f"{str(value)[:40]}…")
+            shown = value if len(str(value)) <= 40 else f"{str(value)[:40]}…"
             unit = "VM ids" if kind == "chip_vms" else ("paths" if kind == "paths" else "reports")
             lines.append(f"  {shown}  {group['count']} {unit}")
             for ex in group["examples"]:
                 if kind == "chip_vms":
-                    lines.append(f"    vm {printable(ex['vm_id'])}  {ex['reports']} reports")
+                    lines.append(f"    vm {ex['vm_id'] or ''}  {ex['reports']} reports")
                 else:
-                    lines.append(f"    {ex['sha256'][:16]}…  chip {printable(ex['chip_id'] or '-')}  "
-                                 f"{printable(ex['path'] or '-')}  ({ex['first_seen']})")
+                    lines.append(f"    {ex['sha256'][:16]}…  chip {ex['chip_id'] or '-'}  "
+                                 f"{ex['path'] or '-'}  ({ex['first_seen']})")
         if part["groups"] > len(part["shown"]):
             lines.append(f"  … {part['groups'] - len(part['shown'])} more (--limit)")
-    return "\n".join(lines)
+    return _escaped(lines)

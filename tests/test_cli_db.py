@@ -94,6 +94,24 @@ def test_show(run_cli, archive):
     assert res.exit_code == 1 and "no verdict 999" in res.output
 
 
+def test_show_and_status_escape_every_field_of_an_edited_archive(run_cli, archive):
+    """An archive is a file anyone may have edited: no field of it reaches the terminal raw, also those
+    csvverify itself always writes plainly (collateral sources, container, times)."""
+    vid = scalar(archive, "SELECT id FROM verdicts WHERE outcome = 'pass' LIMIT 1")
+    conn = sqlite3.connect(archive)
+    conn.execute("UPDATE verdicts SET collateral = ?, appraised_at = ? WHERE id = ?",
+                 (json.dumps({"hsk": "x\x1b[2Jy", "cek": "c"}), "2026\x1b]0;t\x07", vid))
+    conn.execute("UPDATE reports SET container = 'raw\x1b[31m' WHERE sha256 = (SELECT report_sha256 FROM verdicts "
+                 "WHERE id = ?)", (vid,))
+    conn.commit()
+    conn.close()
+    shown = run_cli("db", "show", vid, "--db", archive).output
+    assert "\x1b" not in shown and "HSK x\\x1b[2Jy" in shown and "raw\\x1b[31m" in shown
+    assert "2026\\x1b]0;t\\x07" in shown
+    status = run_cli("db", "status", "--db", archive).output  # the edited time sorts first: the period starts there
+    assert "\x1b" not in status and "period      2026\\x1b]0;t\\x07" in status
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "html"])
 def test_export(run_cli, archive, tmp_path, fmt):
     out = tmp_path / f"out.{fmt}"

@@ -8,7 +8,6 @@ those contexts to try variants without re-reading any input, so every input may 
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass, field
 
 from csvverify.errors import InputError, UsageError
@@ -16,8 +15,8 @@ from csvverify.hashing import new_sm3
 
 from . import ovmf
 from .kernel import HEAD_SIZE, ElfNoteReader, KernelKind, classify_kernel, kernel_warning
-from .sources import (FIRMWARE_UNSIZED_LIMIT, Blob, Progress, ProgressCallback, Source, open_blob, read_all,
-                      stream)
+from .sources import (FIRMWARE_UNSIZED_LIMIT, SOURCE_TYPES, Blob, Progress, ProgressCallback, Source, open_blob,
+                      read_all, stream)
 from .table import PADDED_TABLE_SIZE, build_hash_table
 
 ALGORITHMS = ("sm3", "sha256")
@@ -49,7 +48,7 @@ class DigestOptions:
     generation: str | None = None
 
     def __post_init__(self):
-        if isinstance(self.vmsa, (str, os.PathLike, bytes, bytearray, memoryview)):
+        if isinstance(self.vmsa, SOURCE_TYPES):  # one page given where a sequence of them is expected
             raise TypeError(f"DigestOptions.vmsa is a sequence of VMSA pages (one path or bytes per vCPU), "
                             f"not a single {type(self.vmsa).__name__}: write vmsa=(page,)")
         try:
@@ -212,9 +211,9 @@ def measure_inputs(firmware, kernel, initrd, cmdline, options: DigestOptions,
         table=table, vmsa=tuple(FileSummary(b.name, VMSA_PAGE_SIZE, hashlib.sha256(p).digest())
                                 for b, p in zip(vmsa_blobs, pages)),
         warnings=tuple(warnings), notes=tuple(notes))
+    # The fork found the CODE part from the same leading bytes, with the same rule, as fw.variable_store_size.
     combined = code_part is not None and fw.variable_store_size is not None
-    code_hashes = code_part.hashes if combined and code_part.start == fw.variable_store_size else None
-    return Measured(result, after_firmware, pages, code_hashes)
+    return Measured(result, after_firmware, pages, code_part.hashes if combined else None)
 
 
 def read_cmdline_file(path: Source) -> bytes:

@@ -198,14 +198,13 @@ def _elf_layout(head: bytes) -> _ElfLayout | None:
     order = ">" if head[5:6] == b"\x02" else "<"
     if len(head) < (64 if is64 else 52):
         return None
+    machine, = struct.unpack_from(order + "H", head, 18)  # e_machine sits at 18 in both classes
     if is64:
-        machine, = struct.unpack_from(order + "H", head, 18)
         phoff, = struct.unpack_from(order + "Q", head, 32)
         flags, = struct.unpack_from(order + "I", head, 48)
         phnum, = struct.unpack_from(order + "H", head, 56)
         entry_size, fmt, fields = 56, "IIQQQQQQ", (0, 2, 5, 7)
     else:
-        machine, = struct.unpack_from(order + "H", head, 18)
         phoff, flags = struct.unpack_from(order + "I", head, 28)[0], struct.unpack_from(order + "I", head, 36)[0]
         phnum, = struct.unpack_from(order + "H", head, 44)
         entry_size, fmt, fields = 32, "IIIIIIII", (0, 1, 4, 7)

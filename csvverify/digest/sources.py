@@ -24,7 +24,8 @@ UNSIZED_LIMIT = 4 * GiB
 # OVMF images are a few MiB (QEMU's pflash limit is 8 MiB unless max-fw-size raises it).
 FIRMWARE_UNSIZED_LIMIT = 64 << 20
 
-_CONTENT_TYPES = (bytes, bytearray, memoryview)
+CONTENT_TYPES = (bytes, bytearray, memoryview)  # a source given as its content
+SOURCE_TYPES = (str, os.PathLike) + CONTENT_TYPES  # ... or as a path
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Blob:
 
 def open_blob(source: Source, role: str, unsized_limit: int = UNSIZED_LIMIT) -> Blob:
     """Check that ``source`` can be read as the ``role`` input (firmware, kernel, ...)."""
-    if isinstance(source, _CONTENT_TYPES):
+    if isinstance(source, CONTENT_TYPES):
         data = bytes(source)
         return Blob(role, "(given as bytes)", data=data, size=len(data))
     if not isinstance(source, (str, os.PathLike)):

@@ -10,7 +10,8 @@ from test_archive_support import make_corpus, report_bytes, rows, scalar
 from csvverify import migrations
 from csvverify.appraise import Appraiser, Settings
 from csvverify.archive import (COVERED_REPORT_FIELDS, GENESIS, VERDICT_FIELDS, Archive, ArchiveError, appraisal,
-                               content_sha256, display_path, link_hash, parse_since, report_fields_sha256)
+                               content_sha256, display_path, link_hash, linked_content, parse_since,
+                               report_fields_sha256)
 from csvverify.audit import audit, context, settings_fingerprint
 from csvverify.chaincheck import check_archive
 from csvverify.collateral import CollateralOptions
@@ -296,13 +297,13 @@ def forge_row(conn, source: int, new_id: int, prev_hash: str, with_checks: bool 
     """Insert a copy of verdict ``source`` as ``new_id``, changed, linked to ``prev_hash`` with a correct hash
     (covering the report row's fields as csvverify does): what a careful forger who knows the chain rule
     would write."""
-    values = list(conn.execute(f"SELECT {', '.join(VERDICT_FIELDS)} FROM verdicts WHERE id = ?", (source,)).fetchone())
-    covered = conn.execute("SELECT report_fields_sha256 FROM verdicts WHERE id = ?", (source,)).fetchone()[0]
+    *values, covered = conn.execute(f"SELECT {', '.join(VERDICT_FIELDS)}, report_fields_sha256 FROM verdicts "
+                                    "WHERE id = ?", (source,)).fetchone()
     for name, value in changes.items():
         values[VERDICT_FIELDS.index(name)] = value
     checks = conn.execute("SELECT position, check_id, status, text FROM checks JOIN reasons ON reasons.id = reason_id "
                           "WHERE verdict_id = ? ORDER BY position", (source,)).fetchall() if with_checks else []
-    digest = link_hash(prev_hash, f"{content_sha256(values, checks)}:{covered}")
+    digest = link_hash(prev_hash, linked_content(content_sha256(values, checks), covered))
     conn.execute(f"INSERT INTO verdicts (id, {', '.join(VERDICT_FIELDS)}, report_fields_sha256, prev_hash, hash) "
                  f"VALUES ({', '.join('?' * (len(VERDICT_FIELDS) + 4))})", [new_id] + values + [covered, prev_hash, digest])
     if with_checks:
@@ -576,8 +577,6 @@ def test_first_batch_is_committed_early_then_batches_are_full_size(tmp_path, cor
 def test_m002_drops_bytes_an_older_archive_kept_for_inputs_that_did_not_decode(tmp_path):
     """Such bytes may hold a sealing key (a keyed report padded out of shape): the upgrade clears them."""
     import sqlite_utils
-
-    from csvverify import migrations
 
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)

@@ -121,12 +121,16 @@ def content_sha256(verdict_values, checks) -> str:
 
 
 class _Memo(dict):
-    """A bounded memo for encodings of values that recur in almost every verdict (check rows, findings)."""
+    """A bounded memo (cleared whole when full) for what recurs in almost every verdict of a batch."""
+
+    def __init__(self, limit: int = REASON_CACHE_LIMIT):
+        super().__init__()
+        self.limit = limit
 
     def get_or(self, key, make):
         value = self.get(key)
         if value is None:
-            if len(self) >= REASON_CACHE_LIMIT:
+            if len(self) >= self.limit:
                 self.clear()
             value = self[key] = make(key)
         return value
@@ -147,42 +151,35 @@ class _CheckRows(NamedTuple):
     failed_checks: str
 
 
-_CHECK_ROWS: dict[tuple, _CheckRows] = {}
 CHECK_ROWS_LIMIT = 1024
+_CHECK_ROWS = _Memo(CHECK_ROWS_LIMIT)
 
 
 def _check_rows(verdict) -> _CheckRows:
     """The rows, encoding and outcome of a verdict's checks. Verdicts of a batch mostly consist of the very same
     Check objects (see verdict._once), so the entry is found by their ids; an entry keeps its Check objects
     alive, so an id in a key cannot have been reused by another object while the entry exists."""
-    key = tuple(map(id, verdict.checks))
-    entry = _CHECK_ROWS.get(key)
-    if entry is None:
+    def make(_):
         checks = tuple(verdict.checks)
         rows = tuple([(i, c.id, c.status.value, c.reason) for i, c in enumerate(checks)])
-        entry = _CheckRows(checks, rows, ",".join([_compact(row) for row in rows]), verdict.outcome,
-                           int(verdict.exit_class), " ".join(c.id for c in verdict.failed))
-        if len(_CHECK_ROWS) >= CHECK_ROWS_LIMIT:
-            _CHECK_ROWS.clear()
-        _CHECK_ROWS[key] = entry
-    return entry
+        return _CheckRows(checks, rows, ",".join([_compact(row) for row in rows]), verdict.outcome,
+                          int(verdict.exit_class), " ".join(c.id for c in verdict.failed))
+
+    return _CHECK_ROWS.get_or(tuple(map(id, verdict.checks)), make)
 
 
-_FINDINGS_JSON: dict[tuple, tuple] = {}
+_FINDINGS_JSON = _Memo(CHECK_ROWS_LIMIT)
 
 
 def _findings_json(findings: list) -> str:
     """The findings' compact JSON list, one string object per list of findings (so a pickled batch of rows, and the
     writer's memory, carry it once). Verdicts of a batch share their Finding objects (see
     verdict._once): found by their ids, the entry holding the objects so that no id can be reused meanwhile."""
-    key = tuple(map(id, findings))
-    entry = _FINDINGS_JSON.get(key)
-    if entry is None:
-        encoded = "[" + ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict())) for f in findings]) + "]"
-        if len(_FINDINGS_JSON) >= CHECK_ROWS_LIMIT:
-            _FINDINGS_JSON.clear()
-        entry = _FINDINGS_JSON[key] = (tuple(findings), encoded)
-    return entry[1]
+    def make(_):
+        return tuple(findings), "[" + ",".join([_FINDING_JSON.get_or(f, lambda f: _compact(f.to_dict()))
+                                                 for f in findings]) + "]"
+
+    return _FINDINGS_JSON.get_or(tuple(map(id, findings)), make)[1]
 
 
 def _collateral_json(collateral: dict) -> str:
@@ -436,7 +433,7 @@ class Archive:
             raise ArchiveError(f"{self.path}: cannot be used as an archive: {exc}",
                                hint="check the path, the free space and the file's permissions") from None
         self._reasons: dict[str, int] = {}
-        self._check_templates: dict[tuple, list] = {}  # see _check_values
+        self._check_templates = _Memo(CHECK_TEMPLATES_LIMIT)  # see _check_values
 
     @property
     def db(self):
@@ -593,15 +590,13 @@ class Archive:
     def _check_values(self, checks: tuple, verdict_id: int) -> list:
         """The checks table's values for one verdict's check rows, flat. Verdicts of a batch mostly share their
         checks, so the values (reason ids included) are kept per list of checks and only the verdict id is set."""
-        template = self._check_templates.get(checks)
-        if template is None:
+        def make(_):
             template = []
             for pos, cid, status, reason in checks:
                 template += (None, pos, cid, status, self._reason_id(reason))
-            if len(self._check_templates) >= CHECK_TEMPLATES_LIMIT:
-                self._check_templates.clear()
-            self._check_templates[checks] = template
-        values = template.copy()
+            return template
+
+        values = self._check_templates.get_or(checks, make).copy()
         values[0::5] = [verdict_id] * len(checks)
         return values
 

@@ -46,10 +46,17 @@ _DECODED = ("version", "container", "chip_id", "vm_id", "measure", "user_data", 
 
 
 def check_reports(conn, report) -> None:
+    """One pass over the report rows (the caller holds one read transaction, so everything is seen as of then)."""
     covered = ("EXISTS (SELECT 1 FROM verdicts v WHERE v.report_sha256 = r.sha256 AND v.report_fields_sha256 "
                "IS NOT NULL)")
-    for sha, data, size, withheld, is_covered, *decoded in conn.execute(
-            f"SELECT sha256, bytes, size, withheld, {covered}, {', '.join(_DECODED)} FROM reports r"):
+    named = "EXISTS (SELECT 1 FROM verdicts v WHERE v.report_sha256 = r.sha256)"
+    unnamed, uncovered = [], 0
+    for sha, data, size, withheld, is_covered, is_named, *decoded in conn.execute(
+            f"SELECT sha256, bytes, size, withheld, {covered}, {named}, {', '.join(_DECODED)} FROM reports r"):
+        if not is_named:
+            unnamed.append(sha)
+        elif not is_covered:
+            uncovered += 1
         if data is not None:
             if hashlib.sha256(data).hexdigest() != sha:
                 report.add("reports", "edit", None, f"report {sha[:16]}…: the stored bytes do not hash to its "
@@ -64,16 +71,13 @@ def check_reports(conn, report) -> None:
             elif not is_covered and decoded[0] is not None and _decode(data, decoded[0]) != tuple(decoded):
                 report.add("reports", "edit", None, f"report {sha[:16]}…: its decoded fields (chip id, mnonce, "
                                                     f"user data, …) differ from what its stored bytes hold")
-        elif withheld is None and not _legacy_without_bytes(conn, sha):
+        elif withheld is None and not _legacy_without_bytes(conn, sha, is_covered, decoded[-1], decoded[0]):
             report.add("reports", "deletion", None, f"report {sha[:16]}…: its bytes were deleted (no reason for "
                                                     f"their absence is recorded)")
-    for (sha,) in conn.execute("SELECT r.sha256 FROM reports r WHERE NOT EXISTS "
-                               "(SELECT 1 FROM verdicts v WHERE v.report_sha256 = r.sha256)"):
+    for sha in unnamed:
         report.add("reports", "insertion", None, f"report {sha[:16]}… is named by no verdict: added outside "
                                                  f"csvverify (or its verdicts were deleted)")
-    report.uncovered_reports = conn.execute(
-        f"SELECT COUNT(*) FROM reports r WHERE NOT {covered} AND EXISTS (SELECT 1 FROM verdicts v "
-        "WHERE v.report_sha256 = r.sha256)").fetchone()[0]
+    report.uncovered_reports = uncovered
 
 
 def _decode(data: bytes, version: int) -> tuple | None:
@@ -95,14 +99,12 @@ def _decode(data: bytes, version: int) -> tuple | None:
     return tuple(evidence.container if k == "container" else fields[k] for k in _DECODED)
 
 
-def _legacy_without_bytes(conn, sha: str) -> bool:
+def _legacy_without_bytes(conn, sha: str, is_covered: bool, sealed: str | None, version: int | None) -> bool:
     """A row without bytes and without a recorded reason is fine only when written before migration m002
     (no verdict covers it) for a reason that was implicit then: a sealing key, no decoded fields, or
     standard input as the only source."""
-    if conn.execute("SELECT 1 FROM verdicts WHERE report_sha256 = ? AND report_fields_sha256 IS NOT NULL LIMIT 1",
-                    (sha,)).fetchone():
+    if is_covered:
         return False
-    sealed, version = conn.execute("SELECT sealing_key, version FROM reports WHERE sha256 = ?", (sha,)).fetchone()
     if sealed == "present" or version is None:
         return True
     return conn.execute("SELECT 1 FROM verdicts WHERE report_sha256 = ? AND path != ? LIMIT 1",

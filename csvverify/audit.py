@@ -299,16 +299,15 @@ def reappraise(archive: Archive, settings: Settings, *, jobs: int | None = None,
     """Verify every stored report again under ``settings``; new verdicts point at the one they re-appraise.
     ``baselines`` (carryover.baselines) are the stored verdicts' settings: settings that check less than one
     of them are refused (UsageError) unless ``weaker``, before anything is written."""
-    from csvverify.carryover import check_against
-    from csvverify.errors import CsvVerifyError, UsageError
+    from csvverify.carryover import check_against, unusable
+    from csvverify.errors import CsvVerifyError
 
     try:
         appraiser = Appraiser(settings)
     except CsvVerifyError as exc:
         if not carried:
             raise
-        raise UsageError(f"the options carried over from the stored verdicts ({', '.join(carried)}) cannot be used: "
-                         f"{exc.message}", hint="give the chain options explicitly") from None
+        raise unusable(carried, exc) from None
     settings_sha, description = settings_fingerprint(appraiser, as_of_given)
     accepted = check_against(description, list(baselines), explicit or {}, weaker)
     withheld = Counter()

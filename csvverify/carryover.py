@@ -102,6 +102,12 @@ def _describe(key: str, value) -> str:
     return f"{_FLAGS[key]} {value}"
 
 
+def unusable(carried: list[str], exc) -> UsageError:
+    """The error for options carried over that no longer work (``exc``: why, e.g. a file since moved)."""
+    return UsageError(f"the options carried over from the stored verdicts ({', '.join(carried)}) cannot be used: "
+                      f"{exc.message}", hint="give the chain, trust-root and expectation options explicitly")
+
+
 def carry_over(explicit: dict, bases: list[Baseline]) -> tuple[dict, list[str]]:
     """Options for every trust option not given explicitly, from the baseline; and what was carried, as
     flags. Baselines that disagree on an option not given leave it ambiguous: a usage error."""

@@ -1023,7 +1023,7 @@ def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, weaker, **apprais
     """
     from csvverify import audit as batch
     from csvverify import carryover
-    from csvverify.errors import CsvVerifyError, UsageError
+    from csvverify.errors import CsvVerifyError
 
     archive = _archive(db_path, create=False)
     explicit = {k: appraisal_options[k] for k in carryover.TRUST if carryover.given(appraisal_options[k])}
@@ -1035,8 +1035,7 @@ def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, weaker, **apprais
     except CsvVerifyError as exc:
         if not carried:
             raise
-        raise UsageError(f"the options carried over from the stored verdicts ({', '.join(carried)}) cannot be used: "
-                         f"{exc.message}", hint="give the chain, trust-root and expectation options explicitly") from None
+        raise carryover.unusable(carried, exc) from None
     progress = _Progress("re-appraising",
                          lambda: archive.conn.execute("SELECT COUNT(*) FROM reports WHERE bytes IS NOT NULL").fetchone()[0])
     try:

@@ -275,6 +275,32 @@ def test_reappraise_carries_over_the_trust_settings(run_cli, archive, tmp_path):
     assert f"carried over from the stored verdicts' settings: --chain, --certs {certs}, --trust-root {root}" in text
 
 
+@pytest.mark.parametrize("moved", ["root", "certs"])
+def test_reappraise_with_carried_options_that_no_longer_work(run_cli, tmp_path, moved):
+    """A stored trust-root file or certificate directory moved away since: a usage error naming what was
+    carried over, whether the CLI or the re-appraisal itself finds the problem, never a traceback."""
+    import shutil
+
+    certs = tmp_path / "certs"
+    (certs / "FORGE0CHIP0001").mkdir(parents=True)
+    shutil.copy(SAMPLES / "hsk_cek.cert", certs / "FORGE0CHIP0001" / "hsk_cek.cert")
+    root = tmp_path / "root.cert"
+    shutil.copy(SAMPLES / "test-root.cert", root)
+    db = tmp_path / "a.db"
+    assert run_cli("audit", SAMPLES / "v1-blanked.cert", "--chain", "--certs", certs, "--trust-root", root,
+                   "--db", db).exit_code == 0
+    if moved == "root":
+        root.unlink()
+    else:
+        shutil.rmtree(certs)
+    res = run_cli("db", "reappraise", "--db", db)
+    assert res.exit_code == 2
+    assert f"the options carried over from the stored verdicts (--chain, --certs {certs}, --trust-root {root}) " \
+           "cannot be used: " in res.output
+    assert "hint: give the chain, trust-root and expectation options explicitly" in res.output
+    assert scalar(db, "SELECT COUNT(*) FROM verdicts") == 1
+
+
 def _counts(db):
     return scalar(db, "SELECT COUNT(*) FROM verdicts"), scalar(db, "SELECT COUNT(*) FROM runs")
 

@@ -83,7 +83,7 @@ def count_inputs(paths: Iterable, recursive: bool = False, pattern: str | None =
 
 # -- settings fingerprint --------------------------------------------------------------------------
 
-def settings_fingerprint(appraiser: Appraiser, as_of_given: bool = False) -> tuple[str, dict]:
+def settings_fingerprint(appraiser: Appraiser) -> tuple[str, dict]:
     """SHA-256 over everything besides the report that can change a verdict, and its readable description.
     Two runs with the same fingerprint and tool version give the same verdict for the same bytes. The
     policy's evaluation time counts when it was given (--as-of) or when the policy has dated rules."""
@@ -115,7 +115,7 @@ def settings_fingerprint(appraiser: Appraiser, as_of_given: bool = False) -> tup
         "policy_sha256": policy_sha256(s),
     }
     policy = getattr(s, "policy", None)
-    if policy is not None and policy.as_of is not None and (as_of_given or policy.dated):
+    if policy is not None and policy.as_of is not None and (policy.as_of_given or policy.dated):
         desc["policy_as_of"] = policy.as_of.isoformat()  # only then, so other fingerprints stay as they were
     return sha256(json.dumps(desc, sort_keys=True).encode()).hex(), desc
 
@@ -231,11 +231,11 @@ class BatchWriter:
 
 def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, arguments: dict, jobs: int,
          force: bool, progress=None, store: bool = True, appraiser: Appraiser | None = None,
-         as_of_given: bool = False, fingerprint: tuple[str, dict] | None = None) -> Summary:
+         fingerprint: tuple[str, dict] | None = None) -> Summary:
     """``fingerprint``: settings_fingerprint(appraiser) when the caller has worked it out already."""
     started = time.monotonic()
     appraiser = appraiser or Appraiser(settings)  # checks the options once, before any worker starts
-    settings_sha, description = fingerprint or settings_fingerprint(appraiser, as_of_given)
+    settings_sha, description = fingerprint or settings_fingerprint(appraiser)
     run_id = archive.start_run(command, settings_sha, description, arguments) if store else None
     ctx = context(appraiser, run_id, settings_sha)
     summary = Summary(run_id, settings_sha)
@@ -257,13 +257,13 @@ def _run(archive: Archive, command: str, tasks: Iterable, settings: Settings, ar
 
 def audit(archive: Archive, paths: list, settings: Settings, *, recursive: bool = False, pattern: str | None = None,
           jobs: int | None = None, force: bool = False, progress=None, appraiser: Appraiser | None = None,
-          options: dict | None = None, as_of_given: bool = False) -> Summary:
+          options: dict | None = None) -> Summary:
     """Verify every input under ``paths`` into the archive (``appraiser``: one already built from ``settings``;
     ``options``: the trust options as given, recorded for re-appraisal, see carryover.recorded_options)."""
     arguments = {"paths": [display_path(p) for p in paths], "recursive": recursive, "glob": pattern,
                  "force": force, "options": options}
     return _run(archive, "audit", walk(paths, recursive, pattern), settings, arguments, jobs or default_jobs(), force,
-                progress, appraiser=appraiser, as_of_given=as_of_given)
+                progress, appraiser=appraiser)
 
 
 def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: int = 256) -> Iterator[Stored]:
@@ -294,8 +294,7 @@ def stored_reports(archive: Archive, settings_sha: str, on_withheld=None, page: 
 
 def reappraise(archive: Archive, settings: Settings, *, jobs: int | None = None, force: bool = False,
                dry_run: bool = False, progress=None, baselines=(), explicit: dict | None = None,
-               carried: list | None = None, weaker: bool = False, options: dict | None = None,
-               as_of_given: bool = False) -> Summary:
+               carried: list | None = None, weaker: bool = False, options: dict | None = None) -> Summary:
     """Verify every stored report again under ``settings``; new verdicts point at the one they re-appraise.
     ``baselines`` (carryover.baselines) are the stored verdicts' settings: settings that check less than one
     of them are refused (UsageError) unless ``weaker``, before anything is written."""
@@ -308,7 +307,7 @@ def reappraise(archive: Archive, settings: Settings, *, jobs: int | None = None,
         if not carried:
             raise
         raise unusable(carried, exc) from None
-    settings_sha, description = settings_fingerprint(appraiser, as_of_given)
+    settings_sha, description = settings_fingerprint(appraiser)
     accepted = check_against(description, list(baselines), explicit or {}, weaker)
     withheld = Counter()
     tasks = stored_reports(archive, settings_sha, lambda: withheld.update(["reports"]))

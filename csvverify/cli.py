@@ -244,8 +244,7 @@ def verify(ctx, inputs, as_json, quiet, archive_verdicts, db_path, **appraisal_o
     if as_json:
         click.echo(verdicts_json(verdicts))
     if archive_verdicts:
-        _record_verdicts(db_path, appraiser, inputs, verdicts, appraisal_options,
-                         as_of_given=appraisal_options["as_of"] is not None)
+        _record_verdicts(db_path, appraiser, inputs, verdicts, appraisal_options)
     ctx.exit(int(worst(v.exit_class for v in verdicts)))
 
 
@@ -697,7 +696,7 @@ def _archive(db_path, create: bool = True):
     return Archive(db_path, create=create)
 
 
-def _record_verdicts(db_path, appraiser, inputs, verdicts, options: dict, as_of_given: bool) -> None:
+def _record_verdicts(db_path, appraiser, inputs, verdicts, options: dict) -> None:
     """verify --archive: one run, one new verdict per input (an explicit verification is always recorded).
     Of ``options``, the chain, certificate, trust-root and expectation ones are recorded, for re-appraisal."""
     import os
@@ -710,7 +709,7 @@ def _record_verdicts(db_path, appraiser, inputs, verdicts, options: dict, as_of_
     from csvverify.inputs import read_input
 
     archive = _archive(db_path)
-    settings_sha, description = settings_fingerprint(appraiser, as_of_given)
+    settings_sha, description = settings_fingerprint(appraiser)
     run_id = archive.start_run("verify", settings_sha, description, {"inputs": [display_path(p) for p in inputs],
                                                                      "options": recorded_options(options)})
     ctx = context(appraiser, run_id, settings_sha)
@@ -818,8 +817,7 @@ def audit(ctx, paths, recursive, pattern, jobs, force, db_path, as_json, **appra
     try:
         summary = batch.audit(archive, list(paths), settings, recursive=recursive, pattern=pattern, jobs=jobs,
                               force=force, progress=progress, appraiser=appraiser,
-                              options=recorded_options(appraisal_options),
-                              as_of_given=appraisal_options["as_of"] is not None)
+                              options=recorded_options(appraisal_options))
     finally:
         progress.close()
     _show_summary(ctx, summary, as_json, "audit")
@@ -1041,8 +1039,7 @@ def db_reappraise(ctx, jobs, force, db_path, as_json, dry_run, weaker, **apprais
     try:
         summary = batch.reappraise(archive, settings, jobs=jobs, force=force, dry_run=dry_run, progress=progress,
                                    baselines=baselines, explicit=explicit, carried=carried, weaker=weaker,
-                                   options=carryover.recorded_options(options),
-                                   as_of_given=appraisal_options["as_of"] is not None)
+                                   options=carryover.recorded_options(options))
     finally:
         progress.close()
     _show_summary(ctx, summary, as_json, "reappraise" + (" (dry run)" if dry_run else ""))

@@ -59,6 +59,7 @@ class Policy:
     source: str | None = None
     rules: dict = field(default_factory=dict)  # name -> Rule
     as_of: datetime | None = None
+    as_of_given: bool = field(default=False, compare=False)  # as_of came from --as-of, not the clock
 
     def get(self, name: str, default=None):
         rule = self.rules.get(name)
@@ -533,7 +534,7 @@ def effective_policy(loaded: Policy | None, *, as_of: str | None = None, require
                              hint="add --policy FILE or policy flags (--deny-chip, --require-bit …), or drop --as-of")
         return None
     when = parse_as_of(as_of) if as_of is not None else (now or datetime.now(timezone.utc).replace(microsecond=0))
-    return replace(policy, as_of=when)
+    return replace(policy, as_of=when, as_of_given=as_of is not None)
 
 
 def parse_as_of(text: str) -> datetime:

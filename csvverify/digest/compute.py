@@ -226,10 +226,10 @@ def require_hash_area(fw: FirmwareSummary) -> ovmf.HashTableArea:
     hint = ("use an OVMF built from OvmfPkg/AmdSev (it reserves the area), or pass --no-kernel-hashes "
             "if the VM was started without kernel-hashes=on")
     area = fw.hash_area
-    payload = fw.footer.entries.get(ovmf.HASH_TABLE_AREA_GUID)
-    if area is None and payload is not None:
+    short = ovmf.short_hash_area(fw.footer)
+    if short is not None:
         raise InputError(f"firmware {fw.name}: its OVMF footer entry {ovmf.HASH_TABLE_AREA_GUID} (the "
-                         f"kernel-hashes area) holds {len(payload)} bytes, too few for the u32 base and u32 "
+                         f"kernel-hashes area) holds {short} bytes, too few for the u32 base and u32 "
                          f"size QEMU reads from it; QEMU would read past the entry, so the firmware is "
                          f"corrupt or not an OVMF build", hint)
     if area is None:

@@ -66,11 +66,20 @@ def parse_footer_table(tail: bytes, file_size: int) -> FooterTable:
     return FooterTable(entries)
 
 
+HASH_AREA_FIELDS = 8  # the u32 base and u32 size QEMU reads from the kernel-hashes entry
+
+
 def hash_table_area(table: FooterTable) -> HashTableArea | None:
     payload = table.entries.get(HASH_TABLE_AREA_GUID)
-    if payload is None or len(payload) < 8:
+    if payload is None or len(payload) < HASH_AREA_FIELDS:
         return None
     return HashTableArea(*struct.unpack_from("<II", payload))
+
+
+def short_hash_area(table: FooterTable) -> int | None:
+    """The length of a kernel-hashes entry too short to hold its fields; None when absent or long enough."""
+    payload = table.entries.get(HASH_TABLE_AREA_GUID)
+    return len(payload) if payload is not None and len(payload) < HASH_AREA_FIELDS else None
 
 
 def sev_es_reset_vector(table: FooterTable) -> int | None:

@@ -8,7 +8,7 @@ from csvverify.text import printable
 from . import ovmf
 from .compute import DigestResult
 from .match import MatchResult
-from .table import table_fields
+from .table import PADDED_TABLE_SIZE, table_fields
 
 SCHEMA = "csvverify/digest/v1"
 FORMATS = ("hex", "base64", "json")
@@ -218,13 +218,14 @@ def _footer_text(r: DigestResult) -> str:
         return fw.footer.problem or "empty"
     parts = []
     area = fw.hash_area
-    short = fw.footer.entries.get(ovmf.HASH_TABLE_AREA_GUID)
-    if area is None and short is not None:
-        parts.append(f"kernel-hashes area entry too short ({len(short)} bytes, needs 8)")
+    short = ovmf.short_hash_area(fw.footer)
+    if short is not None:
+        parts.append(f"kernel-hashes area entry too short ({short} bytes, needs {ovmf.HASH_AREA_FIELDS})")
     else:
         parts.append("no kernel-hashes area" if area is None else
                      f"kernel-hashes area base 0x{area.base:x} size 0x{area.size:x}"
-                     + (" (unusable: kernel hashes unsupported)" if area.base == 0 or area.size < 176 else ""))
+                     + (" (unusable: kernel hashes unsupported)" if area.base == 0 or area.size < PADDED_TABLE_SIZE
+                        else ""))
     if fw.reset_vector is not None:
         parts.append(f"SEV-ES reset vector 0x{fw.reset_vector:x}")
     parts.append(f"{len(fw.footer.entries)} entries")

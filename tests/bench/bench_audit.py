@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit_corpus import PeakRss, audit_args, corpus, large_archive  # noqa: E402
+from bench_common import compile_package, median_wall, verdict  # noqa: E402
 
 EXE = [sys.executable, "-m", "csvverify"]
 RATE_TARGET = 1500  # reports/s
@@ -49,10 +50,6 @@ SMALL = {"throughput": 300, "memory": (200, 600), "query": 20_000}
 
 def _env(home: Path) -> dict:
     return {**os.environ, "CSVVERIFY_HOME": str(home), "CSVVERIFY_CERT_PATHS": ""}
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 def openssl_verify_rate(multi: int | None = None, seconds: int = 3) -> float:
@@ -161,15 +158,6 @@ def memory(counts):
               + ", ".join(f"{k} {g:.2f}x" for k, g in growth.items()) + ")")
 
 
-def _median_wall(cmd, runs=9, env=None):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def query(verdicts: int):
     print(f"== query: db list --chip on {verdicts} verdicts ==")
     started = time.perf_counter()
@@ -180,8 +168,8 @@ def query(verdicts: int):
 
     chip = "BENCHCHIP0421"
     env = _env(Path(tempfile.mkdtemp(prefix="bench-query-")))
-    base = _median_wall([sys.executable, "-c", "pass"], env=env)
-    helps = _median_wall(EXE + ["--help"], env=env)
+    base = median_wall([[sys.executable, "-c", "pass"]], 9, env)
+    helps = median_wall([EXE + ["--help"]], 9, env)
     print(f"python -c pass               {base * 1000:7.1f} ms  (baseline)")
     print(f"csvverify --help             {helps * 1000:7.1f} ms  ({helps / base:.1f}x baseline)")
     for label, filters, extra in (("--chip X", Filters(chip=chip), []),
@@ -201,7 +189,7 @@ def query(verdicts: int):
         archive.close()
         if not rows and not extra:
             raise SystemExit(f"db list {label} found nothing in the synthetic archive: not a valid benchmark run")
-        listing = _median_wall(EXE + ["db", "list", "--chip", chip, *extra, "--db", str(db)], env=env)
+        listing = median_wall([EXE + ["db", "list", "--chip", chip, *extra, "--db", str(db)]], 9, env)
         print(f"db list {label}: in-process (open + query, 20 newest) median "
               f"{statistics.median(times) * 1000:.1f} ms ({len(rows)} rows); plan: "
               f"{'; '.join(str(p[-1]) for p in plan)}")
@@ -215,10 +203,7 @@ def main(argv):
     small = "--small" in argv
     parts = [a for a in argv if a != "--small"] or ["throughput", "memory", "query"]
     sizes = SMALL if small else SIZES
-    # Compiled bytecode, as `pip install` leaves it: otherwise every process start compiles every module.
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[2] / "csvverify")],
-                   check=True, stdout=subprocess.DEVNULL)
+    compile_package(os.environ)
     if small:
         os.environ.setdefault("CSVVERIFY_BENCH_DIR", str(Path(tempfile.gettempdir()) / "csvverify-bench-small"))
         print("(--small: tiny sizes to check the script works; the figures say nothing about the targets)\n")

@@ -21,14 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import executable, median_wall, verdict  # noqa: E402
+
 MiB = 1 << 20
 WALL_TARGET = 1.2  # csvverify digest <= 1.2x the baseline
 FLAT_MIB = 4.0  # peak RSS may move by less than this across the sizes
 CMDLINE = "console=ttyS0"
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 def _area_tail() -> bytes:
@@ -61,17 +60,6 @@ def _sparse(path: Path, size: int, head: bytes = b"", tail: bytes = b"") -> Path
     return path
 
 
-def _wall(commands, runs: int) -> float:
-    """Median wall time of running ``commands`` one after another."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        for cmd in commands:
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 # A forked child starts with its parent's resident pages, so ru_maxrss of a child of this (large) process
 # would report our own size. A small launcher process runs the command and reports its child's peak.
 _LAUNCHER = ("import os, subprocess, sys\n"
@@ -96,18 +84,8 @@ def _rss_series(title: str, sizes_mib, command_for, expect_exit: int = 0) -> boo
     growth = rss[-1] - rss[0]
     flat = abs(growth) < FLAT_MIB
     print(f"  growth from {sizes_mib[0]} to {sizes_mib[-1]} MiB: {growth:+.1f} MiB; "
-          f"target RSS flat (< {FLAT_MIB:.0f} MiB): {_verdict(flat)}")
+          f"target RSS flat (< {FLAT_MIB:.0f} MiB): {verdict(flat)}")
     return flat
-
-
-def _executable() -> str:
-    beside = Path(sys.executable).with_name("csvverify")  # the csvverify of this interpreter's environment
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("csvverify")
-    if not found:
-        sys.exit("csvverify is not installed beside this Python nor on PATH")
-    return found
 
 
 def main():
@@ -118,7 +96,7 @@ def main():
 
     from csvverify.digest import launch_digest
 
-    exe = _executable()
+    exe = executable()
     for tool in ("openssl", "sha256sum"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed for the baseline")
@@ -135,8 +113,8 @@ def main():
         library = launch_digest(p["fw"], p["kernel"], p["initrd"], CMDLINE)
         assert cli_out == library.hex, "CLI and library disagree"
 
-        base = _wall(baseline, runs)
-        cli = _wall([ours()], runs)
+        base = median_wall(baseline, runs)
+        cli = median_wall([ours()], runs)
         lib_times = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -150,7 +128,7 @@ def main():
         print(f"csvverify digest (process)      {cli * 1000:7.1f} ms  ({cli / base:.2f}x baseline)")
         print(f"launch_digest() in-process      {lib * 1000:7.1f} ms  ({lib / base:.2f}x baseline)")
         results["wall"] = cli / base <= WALL_TARGET
-        print(f"target: process <= {WALL_TARGET}x baseline: {_verdict(results['wall'])} ({cli / base:.2f}x)")
+        print(f"target: process <= {WALL_TARGET}x baseline: {verdict(results['wall'])} ({cli / base:.2f}x)")
 
         tail, head = _area_tail(), bytearray(0x208)
         head[0x202:0x208] = b"HdrS\x0f\x02"
@@ -174,7 +152,7 @@ def main():
 
     print("\nsummary:")
     for name, ok in results.items():
-        print(f"  {name:<14} {_verdict(ok)}")
+        print(f"  {name:<14} {verdict(ok)}")
     if args.quick:
         print("  (--quick: small inputs; run without --quick for the real measurement)")
 

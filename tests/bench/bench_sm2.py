@@ -17,6 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import verdict  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 ROUNDS_FAST = 20 if QUICK else 300
@@ -113,10 +117,6 @@ def _child(env_extra):
     return json.loads(out.stdout)
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def main():
     if "--child" in sys.argv:
         print(json.dumps(measure_backend()))
@@ -140,10 +140,10 @@ def main():
     assert pure["backend"] == "python", "the first child must run without gmpy2"
     ratio = gm["cold_ms"] / pure["cold_ms"]
     print(f"\ntarget: pure-Python median <= {TARGET_MS} ms: new key {pure['cold_ms']:.3f} ms: "
-          f"{_met(pure['cold_ms'] <= TARGET_MS)}; chain workload {pure['chain_ms']:.3f} ms: "
-          f"{_met(pure['chain_ms'] <= TARGET_MS)}")
+          f"{verdict(pure['cold_ms'] <= TARGET_MS)}; chain workload {pure['chain_ms']:.3f} ms: "
+          f"{verdict(pure['chain_ms'] <= TARGET_MS)}")
     print(f"target: >= {TARGET_RATIO:.0f}x faster than gmssl (pure Python, new key): {ratio:.1f}x: "
-          f"{_met(ratio >= TARGET_RATIO)}")
+          f"{verdict(ratio >= TARGET_RATIO)}")
 
 
 if __name__ == "__main__":

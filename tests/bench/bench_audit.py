@@ -147,7 +147,8 @@ def memory(counts):
         detail = ", ".join(f"{role} {' + '.join(f'{k / 1024:.0f}' for k in sorted(v))} MB"
                            for role, v in sorted(by_role.items()))
         print(f"{count:>7} reports in {run['wall']:5.1f} s: ru_maxrss {run['maxrss_kib'] / 1024:.0f} MB "
-              f"(largest reaped process; never below this bench's own {_own_rss_mb():.0f} MB); sampled VmHWM {detail}; largest PSS total of the tree "
+              f"(largest reaped process; never below this bench's own {_own_rss_mb():.0f} MB); "
+              f"sampled VmHWM {detail}; largest PSS total of the tree "
               f"{run['pss_kib'] / 1024:.0f} MB; archive {(home / 'archive.db').stat().st_size / 1e6:.0f} MB")
         shutil.rmtree(home)
     big = counts[-1]

@@ -47,7 +47,8 @@ def main():
     print(f"python -c pass        {base * 1000:7.1f} ms  (baseline)")
     print(f"csvverify --help      {helps * 1000:7.1f} ms  ({helps / base:.1f}x baseline)")
     print(f"csvverify … --chain   {full * 1000:7.1f} ms  ({full / base:.1f}x baseline)")
-    print(f"\ntarget: cold verify median <= {TARGET_S * 1000:.0f} ms: {full * 1000:.1f} ms: {verdict(full <= TARGET_S)}")
+    print(f"\ntarget: cold verify median <= {TARGET_S * 1000:.0f} ms: {full * 1000:.1f} ms: "
+          f"{verdict(full <= TARGET_S)}")
 
 
 if __name__ == "__main__":
